@@ -1,0 +1,51 @@
+"""Records that describe a model as its source knows it (metadata, declared lineage)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Relations a card may declare in `base_model_relation` or in `base_model:<relation>:<id>` tags.
+RELATIONS = ("finetune", "adapter", "quantized", "merge")
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredBase:
+    """One `base_model` entry of a model card.
+
+    Attributes:
+        id: repo id of the declared parent.
+        relation: `finetune`, `adapter`, `quantized`, `merge`, or None when the card does not say.
+    """
+
+    id: str
+    relation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """What a source knows about one model, before any weights are read.
+
+    `status` is "ok" for a readable model, else a short reason code (`gated`, `not_found`,
+    `no_safetensors`, `malformed`, `network`, ...) with a human sentence in `reason`.
+    """
+
+    id: str
+    revision: str | None = None
+    author: str | None = None
+    downloads: int = 0
+    downloads_all_time: int | None = None
+    likes: int = 0
+    created_at: str | None = None
+    last_modified: str | None = None
+    library: str | None = None
+    pipeline_tag: str | None = None
+    license: str | None = None
+    gated: bool = False
+    tags: tuple[str, ...] = ()
+    declared_bases: tuple[DeclaredBase, ...] = ()
+    parameter_count: int | None = None
+    source: str = "local"
+    path: str | None = None
+    status: str = "ok"
+    reason: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
