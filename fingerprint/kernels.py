@@ -1,0 +1,119 @@
+"""The per-window computations, in torch so they run on CPU or GPU with identical results.
+
+Everything here is integer arithmetic on exact float32 bit patterns (no floating reductions),
+which is what makes the results bit-identical across devices and runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+_TORCH_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+}
+if hasattr(torch, "float8_e4m3fn"):
+    _TORCH_DTYPES["F8_E4M3"] = torch.float8_e4m3fn
+if hasattr(torch, "float8_e5m2"):
+    _TORCH_DTYPES["F8_E5M2"] = torch.float8_e5m2
+
+_M32 = 0xFFFFFFFF
+_POSITIVE63 = (1 << 63) - 1
+
+
+def _signed64(x: int) -> int:
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+# splitmix64 constants, as signed int64 (torch has no uint64 arithmetic)
+_C1 = _signed64(0xBF58476D1CE4E5B9)
+_C2 = _signed64(0x94D049BB133111EB)
+_GOLDEN = _signed64(0x9E3779B97F4A7C15)
+
+
+def supported_dtype(code: str) -> bool:
+    return code in _TORCH_DTYPES
+
+
+def decode(raw: bytes, dtype: str, device: str) -> torch.Tensor:
+    """Little-endian safetensors bytes -> float32 1-D tensor on `device` (exact for <=32-bit)."""
+    t = torch.frombuffer(bytearray(raw), dtype=_TORCH_DTYPES[dtype])
+    return t.to(device).float()
+
+
+def order_keys(x: torch.Tensor) -> torch.Tensor:
+    """float32 -> int64 keys with the same order (NaN treated as +inf).
+
+    Positive floats order like their bit patterns; negative ones in reverse. Mapping to a signed
+    32-bit range lets us pack (key, position) into one int64 without overflow.
+    """
+    x = torch.where(torch.isnan(x), torch.full_like(x, float("inf")), x)
+    bits = x.contiguous().view(torch.int32).to(torch.int64) & _M32
+    negative = bits >= (1 << 31)
+    key = torch.where(negative, _M32 - bits, bits + (1 << 31))
+    return key - (1 << 31)
+
+
+def bottom_k_positions(x: torch.Tensor, k: int) -> np.ndarray:
+    """Sorted positions of the k smallest values, ties broken by lower position.
+
+    `torch.topk` alone is not stable under ties (bf16 and quantized weights are full of them),
+    so we rank a composite key (value order, position) that has no ties at all.
+    """
+    n = x.numel()
+    k = min(k, n)
+    pos = torch.arange(n, device=x.device, dtype=torch.int64)
+    composite = order_keys(x) * (1 << 32) + pos
+    smallest = torch.topk(composite, k, largest=False, sorted=False).values
+    positions = (smallest & _M32).cpu().numpy().astype(np.uint32)
+    positions.sort()
+    return positions
+
+
+def _mix64(z: torch.Tensor) -> torch.Tensor:
+    """splitmix64 finaliser on int64 with wrapping multiply and logical shifts."""
+    z = (z ^ ((z >> 30) & ((1 << 34) - 1))) * _C1
+    z = (z ^ ((z >> 27) & ((1 << 37) - 1))) * _C2
+    return z ^ ((z >> 31) & ((1 << 33) - 1))
+
+
+def identity_minhash(x: torch.Tensor, k: int, seed: int) -> np.ndarray:
+    """Bottom-k MinHash of the set {(position, exact float32 bits)}: the k smallest 63-bit hashes.
+
+    Two windows share a hash exactly where they hold the same value at the same position, so
+    the sketch estimates the fraction of byte-identical weights.
+    """
+    n = x.numel()
+    k = min(k, n)
+    bits = x.contiguous().view(torch.int32).to(torch.int64) & _M32
+    pos = torch.arange(n, device=x.device, dtype=torch.int64)
+    z = _mix64((pos * (1 << 32) + bits) ^ _signed64(seed & ((1 << 64) - 1)))
+    z = _mix64(z + _GOLDEN) & _POSITIVE63
+    smallest = torch.topk(z, k, largest=False, sorted=False).values
+    out = smallest.cpu().numpy().astype(np.uint64)
+    out.sort()
+    return out
+
+
+def window_stats(x: torch.Tensor, raw: bytes) -> tuple[float, float, float, float, bytes]:
+    """(mean, std, kurtosis, absmax, 16-byte digest of the raw window bytes), on the CPU.
+
+    Floating reductions differ in the last bits between devices, so stats always come from numpy
+    in float64: the signature is then identical wherever it was computed.
+    """
+    v = x.cpu().numpy().astype(np.float64)
+    v = v[np.isfinite(v)]
+    digest = hashlib.blake2b(raw, digest_size=16).digest()
+    if v.size == 0:
+        return 0.0, 0.0, 0.0, 0.0, digest
+    mean = float(v.mean())
+    centred = v - mean
+    var = float(np.mean(centred * centred))
+    std = var**0.5
+    kurt = float(np.mean(centred**4) / (var * var)) if var > 0 else 0.0
+    return mean, std, kurt, float(np.abs(v).max()), digest
