@@ -133,7 +133,20 @@ def summarize(
     warnings = []
     if not per_slot:
         return PairResult(
-            a, b, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0, slots_a, slots_b, "incomparable", (),
+            a,
+            b,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+            0.0,
+            0,
+            slots_a,
+            slots_b,
+            "incomparable",
+            (),
             ("no slot in common: different architectures (or no eligible tensors)",),
         )
     if len(per_slot) < FEW_SLOTS:

@@ -34,8 +34,18 @@ def dumps(sig: Signature) -> bytes:
     p = sig.params
     buf = [
         _HEADER.pack(
-            MAGIC, p.version, 0, p.k, p.window, p.max_slots, p.identity_k, p.min_elements,
-            p.seed, sig.bytes_read, len(sig.slots), len(sig.skipped),
+            MAGIC,
+            p.version,
+            0,
+            p.k,
+            p.window,
+            p.max_slots,
+            p.identity_k,
+            p.min_elements,
+            p.seed,
+            sig.bytes_read,
+            len(sig.slots),
+            len(sig.skipped),
         )
     ]
     for s in sig.slots:
@@ -80,9 +90,20 @@ class _Reader:
 
 def loads(blob: bytes, model_id: str = "") -> Signature:
     r = _Reader(blob)
-    magic, version, _flags, k, window, max_slots, identity_k, min_elements, seed, bytes_read, n_slots, n_skipped = r.unpack(
-        _HEADER.format[1:]
-    )
+    (
+        magic,
+        version,
+        _flags,
+        k,
+        window,
+        max_slots,
+        identity_k,
+        min_elements,
+        seed,
+        bytes_read,
+        n_slots,
+        n_skipped,
+    ) = r.unpack(_HEADER.format[1:])
     if magic != MAGIC:
         raise SignatureFormatError("not a model-lineage signature (bad magic)")
     if version != FORMAT_VERSION:
@@ -91,8 +112,13 @@ def loads(blob: bytes, model_id: str = "") -> Signature:
             "re-run `lineage fingerprint --all`"
         )
     params = SignatureParams(
-        k=k, window=window, max_slots=max_slots, identity_k=identity_k,
-        min_elements=min_elements, seed=seed, version=version,
+        k=k,
+        window=window,
+        max_slots=max_slots,
+        identity_k=identity_k,
+        min_elements=min_elements,
+        seed=seed,
+        version=version,
     )
     slots = []
     for _ in range(n_slots):
@@ -110,15 +136,29 @@ def loads(blob: bytes, model_id: str = "") -> Signature:
         digest = bytes(r.take(16))
         slots.append(
             SlotSignature(
-                key=key, tensor=tensor, dtype=dtype, shape=tuple(shape), n=n,
-                positions=positions, identity=identity, mean=mean, std=std,
-                kurtosis=kurt, absmax=absmax, digest=digest,
+                key=key,
+                tensor=tensor,
+                dtype=dtype,
+                shape=tuple(shape),
+                n=n,
+                positions=positions,
+                identity=identity,
+                mean=mean,
+                std=std,
+                kurtosis=kurt,
+                absmax=absmax,
+                digest=digest,
             )
         )
     skipped = tuple((r.string("H"), r.string("H")) for _ in range(n_skipped))
     if r.at != len(r.blob):
-        raise SignatureFormatError("signature blob has trailing bytes; re-run `lineage fingerprint`")
+        raise SignatureFormatError(
+            "signature blob has trailing bytes; re-run `lineage fingerprint`"
+        )
     return Signature(
-        params=params, slots=tuple(slots), skipped=skipped, bytes_read=bytes_read,
+        params=params,
+        slots=tuple(slots),
+        skipped=skipped,
+        bytes_read=bytes_read,
         model_id=model_id,
     )

@@ -162,11 +162,7 @@ def _spread(eligible: list[TensorInfo], max_slots: int) -> list[TensorInfo]:
     """Evenly spaced picks over the depth-ordered list; the embedding and head always in."""
     if len(eligible) <= max_slots:
         return list(eligible)
-    must = [
-        i
-        for i in eligible
-        if role_of(normalize_name(i.name)) in ("embedding", "head")
-    ][:2]
+    must = [i for i in eligible if role_of(normalize_name(i.name)) in ("embedding", "head")][:2]
     rest = [i for i in eligible if all(i is not m for m in must)]
     want = max_slots - len(must)
     if want <= 0:
