@@ -1,0 +1,317 @@
+"""Parse and strictly validate a safetensors header, without reading any tensor data.
+
+File layout: 8 bytes little-endian u64 `header_len`, then `header_len` bytes of UTF-8 JSON,
+then the tensor data. The JSON maps tensor names to `{"dtype", "shape", "data_offsets"}`, with
+`data_offsets = [begin, end]` relative to the first byte after the header, plus an optional
+`__metadata__` object of strings.
+
+`parse_header` works on bytes already in hand (the HTTP source gets them with range requests);
+`read_header` reads exactly `8 + header_len` bytes of a local file. Every problem is a
+`MalformedFileError` whose message is one sentence naming the file (and model) and the remedy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.errors import MalformedFileError
+
+# Same limit as the safetensors library: a larger header is refused, not read.
+MAX_HEADER_LEN = 100_000_000
+
+# Bits per element of every dtype code safetensors 0.8 accepts. F4 and F6_* pack several
+# elements per byte; a tensor of them must end on a byte boundary.
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+}
+
+# Bytes per element, for the dtypes that take whole bytes (all but F4 and F6_*).
+DTYPE_SIZES: dict[str, int] = {
+    code: bits // 8 for code, bits in DTYPE_BITS.items() if bits % 8 == 0
+}
+
+_REMEDY = "re-download the file or re-export it with safetensors"
+
+
+@dataclass(frozen=True, slots=True)
+class TensorEntry:
+    """One tensor of a safetensors file.
+
+    Attributes:
+        name: tensor name as stored.
+        dtype: safetensors dtype code (`F32`, `BF16`, ...).
+        shape: dimensions, outermost first.
+        start: absolute file offset of the first data byte (8 + header_len + begin).
+        end: absolute file offset one past the last data byte.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    start: int
+    end: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True, slots=True)
+class SafetensorsHeader:
+    """A parsed, validated header.
+
+    Attributes:
+        path: the file as named in messages (a path, or `repo/file` for remote files).
+        header_len: length of the JSON header in bytes.
+        file_size: size of the whole file when known; None when the caller could not say.
+        entries: tensors in data order (by start offset, then name).
+        metadata: the `__metadata__` strings, empty when absent.
+        digest: sha1 hex of the 8 + header_len header bytes (a cheap content id).
+    """
+
+    path: str
+    header_len: int
+    file_size: int | None
+    entries: tuple[TensorEntry, ...]
+    metadata: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    digest: str = ""
+
+    @property
+    def data_start(self) -> int:
+        """Absolute offset of the first data byte."""
+        return 8 + self.header_len
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(e.numel for e in self.entries)
+
+    def entry(self, name: str) -> TensorEntry:
+        """The entry called `name`; KeyError when the file has no such tensor."""
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(f"{self.path} has no tensor named {name!r}")
+
+
+def _subject(where: str, model_id: str | None) -> str:
+    return f"{where} of {model_id}" if model_id else where
+
+
+def _malformed(
+    where: str, model_id: str | None, problem: str, remedy: str = _REMEDY
+) -> MalformedFileError:
+    return MalformedFileError(
+        f"{_subject(where, model_id)} {problem}; {remedy}.", model_id=model_id, path=where
+    )
+
+
+def header_length(
+    prefix8: bytes, *, file_size: int | None, where: str, model_id: str | None = None
+) -> int:
+    """Decode and check the 8-byte length prefix.
+
+    Raises:
+        MalformedFileError: fewer than 8 bytes, a length over 100 MB, or one beyond the file.
+    """
+    if len(prefix8) < 8:
+        raise _malformed(
+            where,
+            model_id,
+            f"is truncated ({len(prefix8)} bytes, shorter than the 8-byte header length)",
+        )
+    (n,) = struct.unpack("<Q", prefix8[:8])
+    if n > MAX_HEADER_LEN:
+        raise _malformed(where, model_id, f"declares a {n}-byte header, over the 100 MB limit")
+    if file_size is not None and 8 + n > file_size:
+        raise _malformed(
+            where, model_id, f"declares a {n}-byte header but the file has only {file_size} bytes"
+        )
+    return n
+
+
+def _as_dim(v: object) -> int | None:
+    # JSON true/false are ints to Python; a shape of booleans is still malformed.
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        return None
+    return v
+
+
+def _tensor_nbytes(dtype: str, shape: tuple[int, ...]) -> int | None:
+    """Bytes a tensor of this dtype and shape takes, or None if it does not end on a byte."""
+    bits = math.prod(shape) * DTYPE_BITS[dtype]
+    return bits // 8 if bits % 8 == 0 else None
+
+
+def _parse_entry(
+    name: str, spec: object, data_start: int, where: str, model_id: str | None
+) -> TensorEntry:
+    what = f"tensor {name!r}"
+    if not isinstance(spec, dict):
+        raise _malformed(
+            where, model_id, f"describes {what} with a {type(spec).__name__}, not an object"
+        )
+    missing = [k for k in ("dtype", "shape", "data_offsets") if k not in spec]
+    if missing:
+        raise _malformed(where, model_id, f"gives {what} no {' or '.join(missing)}")
+    dtype = spec["dtype"]
+    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+        raise _malformed(
+            where,
+            model_id,
+            f"gives {what} the unknown dtype {dtype!r}",
+            "re-export it with a safetensors dtype (F32, F16, BF16, I8, ...)",
+        )
+    raw_shape = spec["shape"]
+    dims = [_as_dim(v) for v in raw_shape] if isinstance(raw_shape, list) else [None]
+    if any(d is None for d in dims):
+        raise _malformed(
+            where,
+            model_id,
+            f"gives {what} the shape {raw_shape!r}, not a list of non-negative integers",
+        )
+    shape = tuple(d for d in dims if d is not None)
+    offsets = spec["data_offsets"]
+    pair = [_as_dim(v) for v in offsets] if isinstance(offsets, list) and len(offsets) == 2 else []
+    if len(pair) != 2 or pair[0] is None or pair[1] is None or pair[0] > pair[1]:
+        raise _malformed(
+            where,
+            model_id,
+            f"gives {what} the data_offsets {offsets!r}, not [begin, end] with 0 <= begin <= end",
+        )
+    begin, end = pair[0], pair[1]
+    expected = _tensor_nbytes(dtype, shape)
+    if expected is None or end - begin != expected:
+        need = "a fractional number of" if expected is None else str(expected)
+        raise _malformed(
+            where,
+            model_id,
+            f"gives {what} {end - begin} data bytes but {dtype}{list(shape)} needs {need} bytes",
+        )
+    return TensorEntry(
+        name=name, dtype=dtype, shape=shape, start=data_start + begin, end=data_start + end
+    )
+
+
+def _parse_metadata(value: object, where: str, model_id: str | None) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise _malformed(where, model_id, "has a __metadata__ that is not an object of strings")
+    return dict(value)
+
+
+def _check_layout(
+    entries: list[TensorEntry], file_size: int | None, where: str, model_id: str | None
+) -> None:
+    last: TensorEntry | None = None
+    for e in entries:  # sorted by (start, end)
+        if file_size is not None and e.end > file_size:
+            raise _malformed(
+                where,
+                model_id,
+                f"places tensor {e.name!r} at bytes [{e.start}, {e.end}) beyond its {file_size}-byte size (the file is truncated or its offsets are wrong)",
+            )
+        if last is not None and e.start < last.end:
+            raise _malformed(
+                where, model_id, f"has overlapping tensors {last.name!r} and {e.name!r}"
+            )
+        if last is None or e.end >= last.end:
+            last = e
+
+
+def parse_header(
+    prefix8: bytes,
+    header_json: bytes,
+    *,
+    file_size: int | None,
+    where: str,
+    model_id: str | None = None,
+) -> SafetensorsHeader:
+    """Parse and validate a header from its raw bytes.
+
+    Args:
+        prefix8: the first 8 bytes of the file.
+        header_json: the next `header_len` bytes (exactly).
+        file_size: size of the whole file, or None when unknown (skips the beyond-the-file checks).
+        where: how messages name the file.
+        model_id: the model the file belongs to, for messages.
+
+    Raises:
+        MalformedFileError: any violation of the format (see the module docstring).
+    """
+    n = header_length(prefix8, file_size=file_size, where=where, model_id=model_id)
+    if len(header_json) != n:
+        raise _malformed(
+            where, model_id, f"is truncated (a {n}-byte header, {len(header_json)} bytes read)"
+        )
+    try:
+        doc = json.loads(header_json.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        doc = None
+    if not isinstance(doc, dict):
+        raise _malformed(where, model_id, "has a header that is not a UTF-8 JSON object")
+    data_start = 8 + n
+    metadata: dict[str, str] = {}
+    entries: list[TensorEntry] = []
+    for name, spec in doc.items():
+        if name == "__metadata__":
+            metadata = _parse_metadata(spec, where, model_id)
+        else:
+            entries.append(_parse_entry(name, spec, data_start, where, model_id))
+    entries.sort(key=lambda e: (e.start, e.end, e.name))
+    _check_layout(entries, file_size, where, model_id)
+    return SafetensorsHeader(
+        path=where,
+        header_len=n,
+        file_size=file_size,
+        entries=tuple(entries),
+        metadata=metadata,
+        digest=hashlib.sha1(prefix8[:8] + header_json).hexdigest(),
+    )
+
+
+def read_header(path: str | os.PathLike[str], *, model_id: str | None = None) -> SafetensorsHeader:
+    """Read and validate the header of a local file, reading only its first 8 + header_len bytes.
+
+    Raises:
+        MalformedFileError: the header is malformed, or longer than the file.
+        OSError: the file cannot be opened.
+    """
+    where = str(Path(path))
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        prefix = f.read(8)
+        n = header_length(prefix, file_size=size, where=where, model_id=model_id)
+        header_json = f.read(n)
+    return parse_header(prefix, header_json, file_size=size, where=where, model_id=model_id)
