@@ -1,0 +1,221 @@
+"""`lineage`: a thin shell over the library. Each subcommand is one library call.
+
+Exit codes: 0 success, 1 a user-facing error (one line saying what to do), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from lineage.store import Store, default_db_path
+
+EPILOG = "Database: --db PATH, else $LINEAGE_DB, else ./lineage.db. Every command has --help."
+
+
+def _print_json(obj: object) -> None:
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _report_failures(failures) -> None:
+    for f in failures:
+        print(f"error: {f.reason}", file=sys.stderr)
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+
+def cmd_add(args: argparse.Namespace, store: Store) -> int:
+    from lineage import pipeline
+    from lineage.progress import Progress
+
+    summary = pipeline.add_local(store, args.paths)
+    fp = None
+    if not args.no_fingerprint:
+        ids = [*summary.new, *summary.changed]
+        fp = (
+            pipeline.fingerprint_models(
+                store,
+                ids,
+                device=args.device,
+                progress=Progress("fingerprint", enabled=not args.json),
+            )
+            if ids
+            else None
+        )
+    if args.json:
+        _print_json(
+            {
+                "new": list(summary.new),
+                "changed": list(summary.changed),
+                "unchanged": list(summary.unchanged),
+                "failed": [_failure(f) for f in (*summary.failed, *(fp.failed if fp else ()))],
+                "fingerprinted": list(fp.fingerprinted) if fp else [],
+            }
+        )
+    else:
+        print(
+            f"added {len(summary.new)} new, {len(summary.changed)} changed, "
+            f"{len(summary.unchanged)} unchanged, {len(summary.failed)} failed"
+            + (
+                f"; fingerprinted {len(fp.fingerprinted)} ({fp.bytes_read / 1e6:.1f} MB read)"
+                if fp
+                else ""
+            )
+        )
+    _report_failures(summary.failed)
+    if fp:
+        _report_failures(fp.failed)
+    return 1 if summary.failed or (fp and fp.failed) else 0
+
+
+def _failure(f) -> dict:
+    return {"model": f.model, "status": f.status, "reason": f.reason}
+
+
+def cmd_fingerprint(args: argparse.Namespace, store: Store) -> int:
+    from lineage import pipeline
+    from lineage.progress import Progress
+
+    summary = pipeline.fingerprint_models(
+        store,
+        args.ids,
+        everything=args.all,
+        device=args.device,
+        progress=Progress("fingerprint", enabled=not args.json),
+    )
+    if args.json:
+        _print_json(
+            {
+                "fingerprinted": list(summary.fingerprinted),
+                "skipped": list(summary.skipped),
+                "failed": [_failure(f) for f in summary.failed],
+                "bytes_read": summary.bytes_read,
+            }
+        )
+    else:
+        print(
+            f"fingerprinted {len(summary.fingerprinted)}, up to date {len(summary.skipped)}, "
+            f"failed {len(summary.failed)}; {summary.bytes_read / 1e6:.1f} MB read"
+        )
+    _report_failures(summary.failed)
+    return 1 if summary.failed else 0
+
+
+def cmd_compare(args: argparse.Namespace, store: Store) -> int:
+    from lineage import pipeline
+
+    result = pipeline.compare_refs(store, args.a, args.b, device=args.device, alpha=args.alpha)
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    p = f"{result.p_value:.3g}" if result.p_value > 0 else "< 1e-300"
+    print(f"{result.a}  vs  {result.b}")
+    print(f"  verdict   {result.verdict}")
+    print(
+        f"  overlap   {result.overlap:.4f} (median {result.overlap_median:.4f}, "
+        f"min {result.overlap_min:.4f}, std {result.overlap_std:.4f})"
+    )
+    print(f"  identity  {result.identity:.4f}  (fraction of exactly equal weights)")
+    print(f"  p-value   {p}  over {result.slots_compared} slots")
+    for w in result.warnings:
+        print(f"  note: {w}")
+    if args.per_slot:
+        for s in result.per_slot:
+            print(f"    {s.tensor:<50} overlap {s.overlap:.3f} identity {s.identity:.3f}")
+    return 0
+
+
+# ---- parser ------------------------------------------------------------------------------
+
+Command = Callable[[argparse.Namespace, Store], int]
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to compute signatures: auto uses a GPU when torch sees one (default: auto)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lineage",
+        description="Recover the family trees of machine-learning models from their weights.",
+        epilog=EPILOG,
+    )
+    parser.add_argument(
+        "--db", default=None, help="SQLite database (default: $LINEAGE_DB or ./lineage.db)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "add",
+        help="register local model folders (or a folder of them) and fingerprint them",
+        description="Register local HF-style model folders: safetensors (single or sharded), "
+        "config.json and README front matter. Only headers and small windows are read. "
+        "A folder of folders is searched (ids are relative paths, e.g. org/name).",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--no-fingerprint", action="store_true", help="only read metadata")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _device(p)
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser(
+        "fingerprint",
+        help="compute signatures for models in the database",
+        description="Compute signatures. Without IDs: every model whose signature is missing "
+        "or stale. With IDs: those, recomputed. --all: recompute everything.",
+    )
+    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("--all", action="store_true", help="recompute every model's signature")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _device(p)
+    p.set_defaults(func=cmd_fingerprint)
+
+    p = sub.add_parser(
+        "compare",
+        help="does B derive from A? overlap, identity, p-value, verdict",
+        description="Compare two models given as ids in the database or local model folders. "
+        "overlap: mean fraction of shared bottom-k positions (1 = same extremes, about k/window "
+        "for unrelated models); identity: fraction of exactly equal weights; p-value: chance "
+        "of this much overlap between unrelated models. Verdict: identical, derived, "
+        "unrelated or incomparable (no tensors in common).",
+    )
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--per-slot", action="store_true", help="list every compared tensor")
+    p.add_argument(
+        "--alpha", type=float, default=1e-4, help="significance level for 'derived' (default 1e-4)"
+    )
+    _device(p)
+    p.set_defaults(func=cmd_compare)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from lineage.pipeline import USER_ERRORS
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with Store(args.db or default_db_path()) as store:
+            return int(args.func(args, store))
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; work done so far is saved, re-run to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
