@@ -7,7 +7,7 @@ All integers little-endian. Strings are UTF-8 with a length prefix.
              | u64 bytes_read | u32 n_slots | u32 n_skipped
     slot     str16 key | str16 tensor | str8 dtype | u8 ndim | ndim x u64 shape | u64 n
              | u32 n_pos | n_pos x u32 positions | u32 n_id | n_id x u64 identity
-             | 4 x f64 (mean, std, kurtosis, absmax) | 16 bytes digest
+             | 5 x f64 (mean, std, kurtosis, absmax, distinct) | 16 bytes digest
     skipped  str16 tensor | str16 reason
 """
 
@@ -59,7 +59,7 @@ def dumps(sig: Signature) -> bytes:
         buf.append(np.ascontiguousarray(s.positions, dtype="<u4").tobytes())
         buf.append(struct.pack("<I", len(s.identity)))
         buf.append(np.ascontiguousarray(s.identity, dtype="<u8").tobytes())
-        buf.append(struct.pack("<4d", s.mean, s.std, s.kurtosis, s.absmax))
+        buf.append(struct.pack("<5d", s.mean, s.std, s.kurtosis, s.absmax, s.distinct))
         buf.append(s.digest)
     for tensor, reason in sig.skipped:
         _str(buf, tensor, "H")
@@ -132,7 +132,7 @@ def loads(blob: bytes, model_id: str = "") -> Signature:
         positions = np.frombuffer(r.take(4 * n_pos), dtype="<u4").astype(np.uint32)
         (n_id,) = r.unpack("I")
         identity = np.frombuffer(r.take(8 * n_id), dtype="<u8").astype(np.uint64)
-        mean, std, kurt, absmax = r.unpack("4d")
+        mean, std, kurt, absmax, distinct = r.unpack("5d")
         digest = bytes(r.take(16))
         slots.append(
             SlotSignature(
@@ -147,6 +147,7 @@ def loads(blob: bytes, model_id: str = "") -> Signature:
                 std=std,
                 kurtosis=kurt,
                 absmax=absmax,
+                distinct=distinct,
                 digest=digest,
             )
         )

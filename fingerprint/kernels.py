@@ -100,20 +100,39 @@ def identity_minhash(x: torch.Tensor, k: int, seed: int) -> np.ndarray:
     return out
 
 
-def window_stats(x: torch.Tensor, raw: bytes) -> tuple[float, float, float, float, bytes]:
-    """(mean, std, kurtosis, absmax, 16-byte digest of the raw window bytes), on the CPU.
+def window_stats(
+    x: torch.Tensor, raw: bytes, cols: int
+) -> tuple[float, float, float, float, float, bytes]:
+    """(mean, std, kurtosis, absmax, distinct, 16-byte digest of the raw bytes), on the CPU.
+
+    `distinct` is the mean fraction of distinct values per row over the first rows: about 1 for
+    trained float weights, far lower for weights rounded onto a quantization grid (int8: at
+    most 255 levels per row, 4-bit: 16 per group), which is how a quantize/dequantize round trip
+    saved as float is told apart from a light fine-tune.
 
     Floating reductions differ in the last bits between devices, so stats always come from numpy
     in float64: the signature is then identical wherever it was computed.
     """
     v = x.cpu().numpy().astype(np.float64)
-    v = v[np.isfinite(v)]
     digest = hashlib.blake2b(raw, digest_size=16).digest()
+    distinct = distinct_fraction(v, cols)
+    v = v[np.isfinite(v)]
     if v.size == 0:
-        return 0.0, 0.0, 0.0, 0.0, digest
+        return 0.0, 0.0, 0.0, 0.0, distinct, digest
     mean = float(v.mean())
     centred = v - mean
     var = float(np.mean(centred * centred))
     std = var**0.5
     kurt = float(np.mean(centred**4) / (var * var)) if var > 0 else 0.0
-    return mean, std, kurt, float(np.abs(v).max()), digest
+    return mean, std, kurt, float(np.abs(v).max()), distinct, digest
+
+
+def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = 64) -> float:
+    """Mean over the first rows (at most 1024 values each) of distinct values / row length."""
+    width = min(cols, 1024, v.size)
+    rows = min(max_rows, v.size // cols) if cols <= v.size else 1
+    if rows == 0 or width == 0:
+        return 1.0
+    block = np.sort(v[: rows * cols].reshape(rows, -1)[:, :width], axis=1)
+    distinct = (np.diff(block, axis=1) != 0).sum(axis=1) + 1
+    return float(distinct.mean() / width)

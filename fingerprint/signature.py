@@ -65,6 +65,7 @@ class SlotSignature:
     std: float
     kurtosis: float
     absmax: float
+    distinct: float
     digest: bytes
 
     def __eq__(self, other: object) -> bool:
@@ -75,8 +76,8 @@ class SlotSignature:
             == (other.key, other.tensor, other.dtype, other.shape, other.n, other.digest)
             and np.array_equal(self.positions, other.positions)
             and np.array_equal(self.identity, other.identity)
-            and (self.mean, self.std, self.kurtosis, self.absmax)
-            == (other.mean, other.std, other.kurtosis, other.absmax)
+            and (self.mean, self.std, self.kurtosis, self.absmax, self.distinct)
+            == (other.mean, other.std, other.kurtosis, other.absmax, other.distinct)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -163,7 +164,7 @@ def _slot_signature(slot: Slot, raw: bytes, params: SignatureParams, device: str
     x = kernels.decode(raw, slot.dtype, device)
     positions = kernels.bottom_k_positions(x, params.k)
     identity = kernels.identity_minhash(x, params.identity_k, params.seed)
-    mean, std, kurt, absmax, digest = kernels.window_stats(x, raw)
+    mean, std, kurt, absmax, distinct, digest = kernels.window_stats(x, raw, slot.cols)
     return SlotSignature(
         key=slot.key,
         tensor=slot.tensor,
@@ -176,5 +177,6 @@ def _slot_signature(slot: Slot, raw: bytes, params: SignatureParams, device: str
         std=std,
         kurtosis=kurt,
         absmax=absmax,
+        distinct=distinct,
         digest=digest,
     )

@@ -83,3 +83,20 @@ def test_cpu_and_gpu_give_identical_kernels():
         assert np.array_equal(
             kernels.identity_minhash(x, 256, 1), kernels.identity_minhash(x.cuda(), 256, 1)
         )
+
+
+def test_distinct_fraction_tells_quantized_rows_from_trained_ones():
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(64, 512, generator=g) * 0.02
+    scale = w.abs().amax(dim=1, keepdim=True) / 127
+    int8 = (w / scale).round() * scale
+    groups = w.reshape(-1, 64)
+    s4 = groups.abs().amax(dim=1, keepdim=True) / 7
+    int4 = ((groups / s4).round() * s4).reshape(64, 512)
+    f = {
+        k: kernels.distinct_fraction(v.numpy().ravel().astype(np.float64), 512)
+        for k, v in {"fp32": w, "int8": int8, "int4": int4}.items()
+    }
+    assert f["fp32"] > 0.99
+    assert f["int8"] < 0.5
+    assert f["int4"] < 0.2

@@ -21,6 +21,7 @@ def _sig(params=None, seed=0) -> Signature:
             std=1.5,
             kurtosis=3.2,
             absmax=7.0,
+            distinct=0.9,
             digest=bytes(range(16)),
         )
         for i in range(3)
