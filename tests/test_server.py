@@ -22,7 +22,7 @@ from huggingface_hub.utils import hf_raise_for_status, http_backoff
 from safetensors.numpy import save_file
 
 from hub.faults import FailFirst, FaultInjector, Faults
-from hub.server import _Unsatisfiable, parse_range
+from hub.server_routes import RangeNotSatisfiable, parse_range
 
 BASE = "org/base"
 
@@ -379,7 +379,7 @@ def test_parse_range(header, size, expected):
     ("header", "size"), [("bytes=100-", 100), ("bytes=-0", 100), ("bytes=0-", 0)]
 )
 def test_parse_range_unsatisfiable(header, size):
-    with pytest.raises(_Unsatisfiable):
+    with pytest.raises(RangeNotSatisfiable):
         parse_range(header, size)
 
 
