@@ -5,6 +5,11 @@ import pytest
 # --- hub_env: the real huggingface_hub client against hub.server (owner: hub/server.py) ---------
 
 
+# Where huggingface_hub's default endpoint points during a test: a closed local port, so that a
+# call that forgot `endpoint=` fails fast instead of reaching the real Hub.
+NOWHERE = "http://127.0.0.1:9"
+
+
 class HubEnv:
     """What `hub_env` gives a test: a private HF home and servers stopped at teardown.
 
@@ -12,17 +17,28 @@ class HubEnv:
         home: the temporary HF_HOME (cache under `home / "hub"`).
     """
 
-    def __init__(self, home):
+    def __init__(self, home, monkeypatch):
         self.home = home
         self.servers = []
+        self._monkeypatch = monkeypatch
 
-    def start(self, root, **kwargs):
-        """Start `hub.server.serve(root, **kwargs)`; the server stops when the test ends."""
+    def start(self, root, *, use=False, **kwargs):
+        """Start `hub.server.serve(root, **kwargs)`; the server stops when the test ends.
+
+        With `use=True` it also becomes the default endpoint (see `use`).
+        """
         from hub.server import serve
 
         server = serve(root, **kwargs)
         self.servers.append(server)
+        if use:
+            self.use(server)
         return server
+
+    def use(self, server_or_url):
+        """Make a server (or URL) the default endpoint: HF_ENDPOINT, `HfApi()` and the
+        module-level helpers (`huggingface_hub.list_models`, `hf_hub_download`, ...)."""
+        _point_default_endpoint(self._monkeypatch, getattr(server_or_url, "url", server_or_url))
 
     def api(self, server, token=None):
         """An `HfApi` pointed at `server` (token None: anonymous)."""
@@ -36,7 +52,9 @@ def hub_env(tmp_path, monkeypatch):
     """Isolate huggingface_hub for a test: no telemetry, no Xet, no token, a temp HF_HOME.
 
     huggingface_hub reads most settings into `huggingface_hub.constants` at import, so both the
-    environment and those constants are patched. `hub_env.start(root, ...)` serves a zoo folder.
+    environment and those constants are patched. The default endpoint points at a closed local
+    port until `hub_env.use(server)` (or `start(root, use=True)`); `hub_env.start(root, ...)`
+    serves a zoo folder.
     """
     home = tmp_path / "hf-home"
     home.mkdir()
@@ -85,8 +103,21 @@ def hub_env(tmp_path, monkeypatch):
     for name, value in patched.items():
         monkeypatch.setattr(constants, name, value, raising=False)
 
-    env_obj = HubEnv(home)
+    _point_default_endpoint(monkeypatch, NOWHERE)
+    env_obj = HubEnv(home, monkeypatch)
     yield env_obj
     for server in env_obj.servers:
         server.stop()
     huggingface_hub.close_session()  # drop pooled connections to the stopped servers
+
+
+def _point_default_endpoint(monkeypatch, url):
+    """huggingface_hub binds its endpoint at import (constants, URL template, module-level api)."""
+    from huggingface_hub import constants, hf_api
+
+    url = url.rstrip("/")
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    template = url + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.setattr(hf_api.api, "endpoint", url)

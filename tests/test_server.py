@@ -383,9 +383,18 @@ def test_parse_range_unsatisfiable(header, size):
         parse_range(header, size)
 
 
-def test_no_token_or_cache_leaks(hub_env):
-    assert os.environ.get("HF_TOKEN") is None
-    from huggingface_hub import constants, get_token
+def test_hub_env_isolates_and_redirects_the_defaults(hub_env, zoo):
+    import huggingface_hub
+    from huggingface_hub import HfApi, constants, get_token
 
-    assert get_token() is None
+    assert os.environ.get("HF_TOKEN") is None and get_token() is None
     assert constants.HF_HUB_CACHE.startswith(str(hub_env.home))
+    with pytest.raises(_httpx().ConnectError):  # forgot endpoint=: refused locally, never online
+        HfApi().model_info(BASE)
+
+    server = hub_env.start(zoo, use=True)
+    assert HfApi().model_info(BASE).id == BASE
+    assert BASE in {m.id for m in huggingface_hub.list_models(author="org")}
+    path = huggingface_hub.hf_hub_download(BASE, "config.json")
+    assert json.loads(Path(path).read_text())["hidden_size"] == 4
+    assert server.counters.requests == 4
