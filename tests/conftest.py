@@ -121,3 +121,17 @@ def _point_default_endpoint(monkeypatch, url):
     template = url + "/{repo_id}/resolve/{revision}/{filename}"
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
     monkeypatch.setattr(hf_api.api, "endpoint", url)
+
+
+# --- tiny_zoo: the tiny model zoo with known lineage (owner: lineage/zoo.py) ------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """The tiny zoo (seed 0) as a folder Path, generated once per test session (~20 s).
+
+    Shared by every test that asks for it: read it, never modify it.
+    """
+    from lineage.zoo import generate_zoo
+
+    return generate_zoo(tmp_path_factory.mktemp("tiny-zoo") / "zoo", size="tiny", seed=0).path
