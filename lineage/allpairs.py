@@ -1,0 +1,226 @@
+"""All-pairs comparison through an inverted index (slot, position) -> models.
+
+Counting co-occurrences is a sparse product X X^T, where row i of X holds model i's bottom-k
+positions as columns (slot id, position). Models that share no slot never meet, so
+architectures are blocked for free. Up to `exact_limit` models every position is indexed and the
+counts are exact; beyond it each slot keeps only positions whose hash falls in 1/`sample_rate`
+of the space (the same positions for every model, so shared positions survive together), the
+p-values use the null of the sampled windows (approximate; the exact per-slot comparison of
+the edges the graph keeps is done by `detailed_pairs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from fingerprint import significance
+from fingerprint.compare import PairResult, check_compatible, compare
+from fingerprint.device import resolve_device
+from fingerprint.signature import Signature
+
+DEFAULT_ALPHA = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class PairStats:
+    """Significant pairs as parallel arrays (indices into `ids`), with exact totals."""
+
+    ids: tuple[str, ...]
+    i: np.ndarray
+    j: np.ndarray
+    shared: np.ndarray
+    overlap: np.ndarray
+    p_value: np.ndarray
+    pairs_tested: int
+    alpha_pair: float
+    mode: str
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _design(
+    sigs: list[Signature], slot_ids: dict[str, int], width: int, sample_rate: int
+) -> sp.csr_matrix:
+    rows, cols = [], []
+    for r, sig in enumerate(sigs):
+        for s in sig.slots:
+            if s.positions.size >= s.n:
+                continue
+            sid = slot_ids[s.key]
+            pos = s.positions.astype(np.int64)
+            if sample_rate > 1:
+                h = _mix((np.uint64(sid) << np.uint64(32)) | pos.astype(np.uint64))
+                pos = pos[h % np.uint64(sample_rate) == 0]
+            cols.append(sid * width + pos)
+            rows.append(np.full(pos.size, r, dtype=np.int64))
+    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    data = np.ones(row.size, dtype=np.float32)
+    return sp.csr_matrix((data, (row, col)), shape=(len(sigs), len(slot_ids) * width))
+
+
+def _cooccurrence(x: sp.csr_matrix, device: str) -> sp.coo_matrix:
+    """Upper triangle of X X^T (pairs i < j with at least one shared column)."""
+    if device == "cuda":
+        import torch
+
+        t = torch.sparse_csr_tensor(
+            torch.from_numpy(x.indptr.astype(np.int64)),
+            torch.from_numpy(x.indices.astype(np.int64)),
+            torch.from_numpy(x.data),
+            size=x.shape,
+            device="cuda",
+        )
+        c = (t @ t.transpose(0, 1).to_sparse_csr()).to_sparse_coo().coalesce().cpu()
+        idx = c.indices().numpy()
+        counts = sp.coo_matrix((c.values().numpy(), (idx[0], idx[1])), shape=(x.shape[0],) * 2)
+    else:
+        counts = (x @ x.T).tocoo()
+    keep = counts.row < counts.col
+    return sp.coo_matrix(
+        (np.rint(counts.data[keep]).astype(np.int64), (counts.row[keep], counts.col[keep])),
+        shape=counts.shape,
+    )
+
+
+def _common_slots(a: Signature, b: Signature) -> tuple[tuple[int, int], ...]:
+    keys = {s.key: s for s in b.slots}
+    return tuple(
+        sorted(
+            (s.n, min(s.positions.size, keys[s.key].positions.size))
+            for s in a.slots
+            if s.key in keys and s.positions.size < s.n
+        )
+    )
+
+
+def _sampled(slots: tuple[tuple[int, int], ...], rate: int) -> tuple[tuple[int, int], ...]:
+    """The null of sampled counts: each slot shrinks to a window n/rate with k/rate drawn."""
+    if rate == 1:
+        return slots
+    return tuple((max(1, n // rate), max(1, k // rate)) for n, k in slots)
+
+
+def significant_pairs(
+    sigs: Mapping[str, Signature],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    device: str = "auto",
+    exact_limit: int = 3000,
+    sample_rate: int = 32,
+) -> PairStats:
+    """Every pair whose total bottom-k overlap is significant after Bonferroni correction.
+
+    Args:
+        sigs: model id -> signature; all made with the same parameters.
+        alpha: family-wise error rate over all pairs tested.
+        device: "auto", "cpu" or "cuda" for the co-occurrence product.
+        exact_limit: index every position up to this many models; sample beyond it.
+        sample_rate: keep 1 position in this many when sampling.
+    """
+    ids = tuple(sorted(sigs))
+    ordered = [sigs[i] for i in ids]
+    for s in ordered[1:]:
+        check_compatible(ordered[0], s)
+    n_models = len(ids)
+    pairs_tested = max(1, n_models * (n_models - 1) // 2)
+    alpha_pair = alpha / pairs_tested
+    empty = np.zeros(0, dtype=np.int64)
+    if n_models < 2:
+        return PairStats(ids, empty, empty, empty, np.zeros(0), np.zeros(0), 0, alpha_pair, "exact")
+    slot_ids = {k: n for n, k in enumerate(sorted({s.key for g in ordered for s in g.slots}))}
+    width = max(s.n for g in ordered for s in g.slots) if slot_ids else 1
+    mode = "exact" if n_models <= exact_limit else "sampled"
+    rate = 1 if mode == "exact" else sample_rate
+    counts = _cooccurrence(_design(ordered, slot_ids, width, rate), resolve_device(device))
+    arch_names = sorted({g.arch for g in ordered})
+    arch = np.array([arch_names.index(g.arch) for g in ordered], dtype=np.int64)
+    rows, cols, data = counts.row.astype(np.int64), counts.col.astype(np.int64), counts.data
+    same = arch[rows] == arch[cols]
+
+    out_i, out_j, out_c, out_p, out_o = [], [], [], [], []
+    # same architecture block: one null distribution per block, vectorized
+    for code in range(len(arch_names)):
+        first = ordered[int(np.argmax(arch == code))]
+        slots = _sampled(_common_slots(first, first), rate)
+        if not slots:
+            continue
+        pmf = significance.null_distribution(slots)
+        tail = np.append(np.cumsum(pmf[::-1])[::-1], 0.0)  # tail[c] = P(S >= c)
+        crit = significance.critical_total(slots, alpha_pair)
+        sel = same & (arch[rows] == code) & (data >= crit)
+        c = data[sel]
+        out_i.append(rows[sel])
+        out_j.append(cols[sel])
+        out_c.append(c)
+        out_p.append(tail[np.minimum(c, tail.size - 1)])
+        out_o.append(c * rate / sum(k for _, k in _common_slots(first, first)))
+    # across blocks (a few slots differ, e.g. a quantized model with fewer float tensors)
+    for i, j, c in zip(rows[~same], cols[~same], data[~same], strict=True):
+        full = _common_slots(ordered[i], ordered[j])
+        slots = _sampled(full, rate)
+        if not slots:
+            continue
+        p = significance.combined_tail(int(c), slots)
+        if p <= alpha_pair:
+            out_i.append(np.array([i]))
+            out_j.append(np.array([j]))
+            out_c.append(np.array([c]))
+            out_p.append(np.array([p]))
+            out_o.append(np.array([c * rate / sum(k for _, k in full)]))
+    cat = np.concatenate if out_i else (lambda _: np.zeros(0))
+    return PairStats(
+        ids,
+        cat(out_i).astype(np.int64),
+        cat(out_j).astype(np.int64),
+        cat(out_c).astype(np.int64),
+        np.minimum(cat(out_o).astype(np.float64), 1.0),
+        cat(out_p).astype(np.float64),
+        pairs_tested,
+        alpha_pair,
+        mode,
+    )
+
+
+def detailed_pairs(
+    sigs: Mapping[str, Signature],
+    stats: PairStats,
+    *,
+    top: int | None = 8,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[PairResult]:
+    """Full per-slot comparisons for each model's `top` strongest significant partners
+    (all significant pairs when `top` is None), with the verdict at the corrected alpha."""
+    chosen: set[tuple[int, int]] = set()
+    if top is None:
+        chosen = set(zip(stats.i.tolist(), stats.j.tolist(), strict=True))
+    else:
+        by_model: dict[int, list[tuple[float, int, int]]] = {}
+        for i, j, o in zip(stats.i.tolist(), stats.j.tolist(), stats.overlap.tolist(), strict=True):
+            by_model.setdefault(i, []).append((-o, i, j))
+            by_model.setdefault(j, []).append((-o, i, j))
+        for entries in by_model.values():
+            chosen.update((i, j) for _, i, j in sorted(entries)[:top])
+    out = []
+    for n, (i, j) in enumerate(sorted(chosen)):
+        a, b = stats.ids[i], stats.ids[j]
+        sa, sb = sigs[a], sigs[b]
+        out.append(compare(_named(sa, a), _named(sb, b), alpha=stats.alpha_pair))
+        if progress is not None:
+            progress(n + 1, len(chosen), f"{a} ~ {b}")
+    return out
+
+
+def _named(sig: Signature, model_id: str) -> Signature:
+    if sig.model_id == model_id:
+        return sig
+    return Signature(sig.params, sig.slots, sig.skipped, sig.bytes_read, model_id)

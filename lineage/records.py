@@ -1,0 +1,95 @@
+"""Records of the recovered lineage: nodes, edges, anomalies, and the graph that holds them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+RELATIONS = ("finetune", "adapter", "partial", "copy", "quantized", "merge")
+ANOMALY_KINDS = (
+    "declared_base_mismatch",
+    "missing_base",
+    "reupload",
+    "suspicious_copy",
+    "mislabeled",
+    "undeclared_merge",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """A recovered parent -> child link with its evidence."""
+
+    parent: str
+    child: str
+    overlap: float
+    identity: float
+    p_value: float
+    log10_p: float
+    confidence: float
+    score: float
+    relation: str
+    slots_compared: int
+    identical_slots: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One model in the recovered forest. `parent` is the main parent (None for a root);
+    `parents` lists both for a merge."""
+
+    id: str
+    family: str
+    parent: str | None
+    parents: tuple[str, ...]
+    relation: str | None
+    confidence: float
+    downloads: int
+    created_at: str | None
+    declared_base: tuple[str, ...]
+    anomalies: tuple[str, ...] = ()
+    status: str = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """Something that does not add up, with how sure we are and why."""
+
+    model: str
+    kind: str
+    severity: str
+    score: float
+    evidence: str
+    related: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["related"] = list(self.related)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class LineageGraph:
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+    anomalies: tuple[Anomaly, ...]
+    params: dict = field(default_factory=dict, hash=False)
+
+    def to_json(self, family: str | None = None) -> dict:
+        """The `tree --format json` contract (DESIGN.md), optionally one family only."""
+        nodes = [n for n in self.nodes if family is None or n.family == family]
+        keep = {n.id for n in nodes}
+        out_nodes = []
+        for n in nodes:
+            d = asdict(n)
+            d["parents"] = list(n.parents)
+            d["declared_base"] = list(n.declared_base)
+            d["anomalies"] = list(n.anomalies)
+            out_nodes.append(d)
+        edges = [asdict(e) for e in self.edges if e.child in keep]
+        return {"nodes": out_nodes, "edges": edges, "params": dict(self.params)}
+
+    def families(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for n in self.nodes:
+            out.setdefault(n.family, []).append(n.id)
+        return out
