@@ -62,6 +62,14 @@ class PairResult:
         d["warnings"] = list(self.warnings)
         return d
 
+    @staticmethod
+    def from_dict(d: dict) -> PairResult:
+        """Inverse of `to_dict` (JSON round trip)."""
+        fields = {**d}
+        fields["per_slot"] = tuple(SlotComparison(**s) for s in d["per_slot"])
+        fields["warnings"] = tuple(d.get("warnings", ()))
+        return PairResult(**fields)
+
 
 def check_compatible(a: Signature, b: Signature) -> None:
     """Raise unless both signatures were made with the same parameters."""

@@ -129,6 +129,91 @@ def cmd_compare(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def cmd_tree(args: argparse.Namespace, store: Store) -> int:
+    from lineage.build import build_lineage
+    from lineage.export import export
+
+    graph = build_lineage(store, device=args.device)
+    family = None
+    if args.family:
+        node = next((n for n in graph.nodes if n.id == args.family), None)
+        if node is None:
+            from lineage.errors import UnknownModelError
+
+            raise UnknownModelError(
+                args.family,
+                f"{args.family!r} has no signature in the database; "
+                "`lineage add` or `lineage crawl` it first",
+            )
+        family = node.family
+    if args.out is None:
+        if args.format != "json":
+            print(f"error: --format {args.format} needs --out PATH", file=sys.stderr)
+            return 1
+        _print_json(graph.to_json(family))
+        return 0
+    for path in export(graph, args.format, args.out, family):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_anomalies(args: argparse.Namespace, store: Store) -> int:
+    from lineage.build import build_lineage
+
+    graph = build_lineage(store, device=args.device)
+    found = [a for a in graph.anomalies if args.kind is None or a.kind in args.kind]
+    if args.json:
+        _print_json([a.to_dict() for a in found])
+        return 0
+    if not found:
+        print("no anomalies found")
+    for a in found:
+        print(f"{a.severity:<6} {a.kind:<24} {a.model}\n       {a.evidence}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, store: Store) -> int:
+    from lineage.build import audit
+
+    report = audit(store, args.id, device=args.device)
+    doc = report.to_dict()
+    if args.plot and report.closest:
+        from lineage.plots import plot_layer_profile
+
+        best = report.parent_edges[0].parent if report.parent_edges else doc["closest"][0]["model"]
+        per_slot = (
+            next(c["per_slot"] for c in doc["closest"] if c["model"] == best)
+            if any(c["model"] == best for c in doc["closest"])
+            else doc["closest"][0]["per_slot"]
+        )
+        doc["plot"] = [
+            str(p) for p in plot_layer_profile(per_slot, args.plot, f"{args.id} vs {best}")
+        ]
+    if args.json:
+        _print_json(doc)
+        return 0
+    print(args.id)
+    print(f"  declared base   {', '.join(doc['declared_base']) or '(none)'}")
+    print(
+        f"  recovered       {', '.join(doc['recovered_parents']) or '(root: no parent found)'}"
+        + (f"  [{doc['relation']}]" if doc["relation"] else "")
+    )
+    print(f"  family          {doc['family']}")
+    if doc["children"]:
+        print(f"  children        {', '.join(doc['children'])}")
+    print("  closest models")
+    for c in doc["closest"]:
+        p = f"{c['p_value']:.2g}" if c["p_value"] > 0 else "<1e-300"
+        print(f"    {c['model']:<44} overlap {c['overlap']:.3f} identity {c['identity']:.2f} p {p}")
+        if c["shared_layers"]:
+            print(f"      identical layers: {len(c['shared_layers'])} of {len(c['per_slot'])}")
+    for a in doc["anomalies"]:
+        print(f"  anomaly [{a['severity']}] {a['kind']}: {a['evidence']}")
+    if "plot" in doc:
+        print(f"  layer profile   {', '.join(doc['plot'])}")
+    return 0
+
+
 # ---- parser ------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, Store], int]
@@ -197,6 +282,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _device(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "tree",
+        help="the recovered family trees (json, graphml, gexf, csv, dot)",
+        description="Recover families and parent -> child edges from every fingerprinted model "
+        "and print them as JSON (nodes: id, family, parent, parents, relation, confidence, "
+        "downloads, created_at, declared_base, anomalies; edges: parent, child, overlap, "
+        "identity, p_value, confidence, relation) or export them with --out.",
+    )
+    p.add_argument("--family", metavar="ID", help="only the family of this model")
+    p.add_argument("--format", choices=("json", "graphml", "gexf", "csv", "dot"), default="json")
+    p.add_argument(
+        "--out", metavar="PATH", help="write here (csv writes PATH_nodes.csv and PATH_edges.csv)"
+    )
+    _device(p)
+    p.set_defaults(func=cmd_tree)
+
+    p = sub.add_parser(
+        "audit",
+        help="declared vs recovered lineage of one model, closest relatives, anomalies",
+        description="Audit one model: its declared base against the parent recovered from the "
+        "weights, its closest models with overlap / identity / p-value, which layers are "
+        "byte-identical, and any anomalies.",
+    )
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--plot", metavar="PATH", help="also draw the per-layer overlap profile (PNG+SVG)"
+    )
+    _device(p)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "anomalies",
+        help="models whose declared lineage does not match their weights",
+        description="Kinds: declared_base_mismatch, missing_base, reupload, suspicious_copy "
+        "(<10 downloads, overlap > 0.9), mislabeled (>100 downloads, overlap < 0.1 with the "
+        "declared base), undeclared_merge. Each has a severity, a score and its evidence.",
+    )
+    p.add_argument("--kind", action="append", help="only this kind (repeatable)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _device(p)
+    p.set_defaults(func=cmd_anomalies)
 
     return parser
 

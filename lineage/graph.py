@@ -45,10 +45,10 @@ class GraphParams:
     alpha: float = DEFAULT_ALPHA
     candidates: int = 16
     detail_all: int = 50_000
-    # a second parent must carry at least this share of the main parent's overlap ...
-    merge_ratio: float = 0.5
-    # ... and be closer to the child than to the main parent by this margin
-    merge_margin: float = 0.05
+    # a merge's drift to each parent is below this share of the parents' drift to each other
+    merge_between: float = 0.75
+    # ... or below this share when the card declares both parents
+    merge_between_declared: float = 0.95
     # a slot with fewer distinct values per row than this share is on a quantization grid,
     # and a model with this share of such slots is quantized
     coarse_distinct: float = 0.6
@@ -272,20 +272,22 @@ def build_graph(
 
     second: dict[str, str] = {}
     for v, p in sorted(parent.items()):
-        main = by_pair[frozenset((p, v))]
+        d_vp = drift(by_pair[frozenset((p, v))])
+        declared = {b.id for b in records[v].declared_bases}
         best = None
         for q in cand.predecessors(v):
             if q == p or q in ancestors(p) or p in ancestors(q) or v in ancestors(q):
                 continue
             pq = by_pair.get(frozenset((q, v)))
-            if pq is None or pq.overlap < params.merge_ratio * main.overlap:
+            if pq is None:
                 continue
-            o_pq = overlap.get(frozenset((p, q)), 0.0)  # not significant: chance level
-            if (
-                pq.overlap > o_pq + params.merge_margin
-                and main.overlap > o_pq + params.merge_margin
-            ) and (best is None or pq.overlap > best[0]):
-                best = (pq.overlap, q)
+            # a merge sits between its parents: closer to each than they are to each other
+            o_pq = overlap.get(frozenset((p, q)), 0.0)  # not significant: about chance
+            d_pq = -math.log(max(o_pq, 1e-9))
+            limit = params.merge_between_declared if {p, q} <= declared else params.merge_between
+            d_vq = drift(pq)
+            if max(d_vp, d_vq) < limit * d_pq and (best is None or d_vq < best[0]):
+                best = (d_vq, q)
         if best is not None:
             second[v] = best[1]
 

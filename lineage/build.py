@@ -1,0 +1,169 @@
+"""Store -> lineage graph, with per-pair results cached in the store.
+
+Pair results are keyed by both models' revisions: a pair is recomputed only when one of its
+models changed (a new revision drops its signature and pairs in the store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fingerprint.compare import PairResult, compare
+from fingerprint.signature import Signature
+from hub.records import ModelRecord
+from lineage.allpairs import PairStats
+from lineage.errors import LineageError
+from lineage.graph import GraphParams, build_graph
+from lineage.records import Anomaly, Edge, LineageGraph, Node
+from lineage.store import PairRow, Store
+
+
+def load_inputs(store: Store) -> tuple[dict[str, ModelRecord], dict[str, Signature]]:
+    """Models that have a signature at their current revision, and those signatures."""
+    records = {r.id: r for r in store.models()}
+    sigs = {}
+    for row in store.signatures():
+        rec = records.get(row.model_id)
+        if rec is not None and row.revision == rec.revision:
+            sigs[row.model_id] = Signature.from_bytes(row.blob, model_id=row.model_id)
+    params = {s.params for s in sigs.values()}
+    if len(params) > 1:
+        raise LineageError(
+            "the database holds signatures made with different parameters; "
+            "run `lineage fingerprint --all` to make them comparable"
+        )
+    return records, sigs
+
+
+def _row(p: PairResult, records: Mapping[str, ModelRecord]) -> PairRow:
+    return PairRow(
+        a=p.a,
+        b=p.b,
+        revision_a=records[p.a].revision,
+        revision_b=records[p.b].revision,
+        overlap=p.overlap,
+        identity=p.identity,
+        p_value=p.p_value,
+        log10_p=p.log10_p,
+        slots_compared=p.slots_compared,
+        verdict=p.verdict,
+        detail={
+            "overlap_std": p.overlap_std,
+            "overlap_median": p.overlap_median,
+            "overlap_min": p.overlap_min,
+            "per_slot": [
+                {"tensor": s.tensor, "overlap": s.overlap, "identity": s.identity}
+                for s in p.per_slot
+            ],
+            "result": p.to_dict(),
+        },
+    )
+
+
+def cached_pairs(
+    store: Store,
+    records: Mapping[str, ModelRecord],
+    sigs: Mapping[str, Signature],
+    stats: PairStats,
+) -> list[PairResult]:
+    """Detailed results for every significant pair, from the store when current."""
+    cache = {(r.a, r.b): r for r in store.pairs()}
+    out, fresh = [], []
+    for i, j in zip(stats.i.tolist(), stats.j.tolist(), strict=True):
+        a, b = sorted((stats.ids[i], stats.ids[j]))
+        row = cache.get((a, b))
+        if (
+            row is not None
+            and row.revision_a == records[a].revision
+            and row.revision_b == records[b].revision
+            and "result" in row.detail
+        ):
+            p = PairResult.from_dict(row.detail["result"])
+            if p.a != a:
+                p = PairResult.from_dict({**row.detail["result"], "a": a, "b": b})
+        else:
+            p = compare(sigs[a], sigs[b], alpha=stats.alpha_pair)
+            fresh.append(p)
+        out.append(p)
+    if fresh:
+        store.put_pairs(_row(p, records) for p in fresh)
+    return out
+
+
+def build_lineage(
+    store: Store, *, params: GraphParams | None = None, device: str = "auto"
+) -> LineageGraph:
+    """Recover the lineage of everything the store holds a current signature for."""
+    records, sigs = load_inputs(store)
+    if not sigs:
+        raise LineageError(
+            "no fingerprinted models in the database; run `lineage add PATH` or `lineage crawl` first"
+        )
+    return build_graph(
+        records,
+        sigs,
+        params=params,
+        device=device,
+        detail=lambda s, stats: cached_pairs(store, records, s, stats),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Everything `lineage audit ID` says about one model."""
+
+    model: ModelRecord
+    node: Node | None
+    parent_edges: tuple[Edge, ...]
+    children: tuple[str, ...]
+    closest: tuple[PairResult, ...]
+    anomalies: tuple[Anomaly, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model.id,
+            "declared_base": [b.id for b in self.model.declared_bases],
+            "recovered_parents": list(self.node.parents) if self.node else [],
+            "family": self.node.family if self.node else None,
+            "relation": self.node.relation if self.node else None,
+            "children": list(self.children),
+            "parent_edges": [{k: getattr(e, k) for k in Edge.__slots__} for e in self.parent_edges],
+            "closest": [
+                {
+                    "model": p.b if p.a == self.model.id else p.a,
+                    "overlap": p.overlap,
+                    "identity": p.identity,
+                    "p_value": p.p_value,
+                    "verdict": p.verdict,
+                    "shared_layers": [s.tensor for s in p.per_slot if s.identity >= 0.9],
+                    "per_slot": [
+                        {"tensor": s.tensor, "overlap": s.overlap, "identity": s.identity}
+                        for s in p.per_slot
+                    ],
+                }
+                for p in self.closest
+            ],
+            "anomalies": [a.to_dict() for a in self.anomalies],
+        }
+
+
+def audit(store: Store, model_id: str, *, top: int = 5, device: str = "auto") -> Audit:
+    """Declared vs recovered lineage of one model, its closest relatives and anomalies."""
+    record = store.require_model(model_id)
+    graph = build_lineage(store, device=device)
+    node = next((n for n in graph.nodes if n.id == model_id), None)
+    pairs = [
+        PairResult.from_dict(r.detail["result"])
+        for r in store.pairs(model=model_id)
+        if "result" in r.detail
+    ]
+    pairs.sort(key=lambda p: (-p.overlap, p.a, p.b))
+    return Audit(
+        model=record,
+        node=node,
+        parent_edges=tuple(e for e in graph.edges if e.child == model_id),
+        children=tuple(sorted(e.child for e in graph.edges if e.parent == model_id)),
+        closest=tuple(p for p in pairs if p.verdict in ("derived", "identical"))[:top],
+        anomalies=tuple(a for a in graph.anomalies if a.model == model_id),
+    )

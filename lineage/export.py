@@ -1,0 +1,95 @@
+"""Exports of a LineageGraph: node-link JSON, GraphML, GEXF, CSV and DOT.
+
+GraphML and GEXF carry only scalar attributes, so lists become comma-separated text and None
+becomes an empty string; `to_networkx` keeps the real values.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import networkx as nx
+
+from lineage.records import LineageGraph
+
+FORMATS = ("json", "graphml", "gexf", "csv", "dot")
+
+
+def to_networkx(graph: LineageGraph, family: str | None = None) -> nx.DiGraph:
+    """A DiGraph with every node (models) and edge (parent -> child) attribute of the contract."""
+    doc = graph.to_json(family)
+    g = nx.DiGraph()
+    for n in doc["nodes"]:
+        g.add_node(n["id"], **{k: v for k, v in n.items() if k != "id"})
+    for e in doc["edges"]:
+        g.add_edge(
+            e["parent"], e["child"], **{k: v for k, v in e.items() if k not in ("parent", "child")}
+        )
+    return g
+
+
+def _flat(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def _flat_graph(g: nx.DiGraph) -> nx.DiGraph:
+    flat = nx.DiGraph()
+    for n, attrs in g.nodes(data=True):
+        flat.add_node(n, **{k: _flat(v) for k, v in attrs.items()})
+    for u, v, attrs in g.edges(data=True):
+        flat.add_edge(u, v, **{k: _flat(x) for k, x in attrs.items()})
+    return flat
+
+
+def _dot_id(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(graph: LineageGraph, family: str | None = None) -> str:
+    doc = graph.to_json(family)
+    lines = ["digraph lineage {", "  rankdir=TB;", '  node [shape=box, fontname="Helvetica"];']
+    for n in doc["nodes"]:
+        color = "red" if n["anomalies"] else "black"
+        label = f"{n['id']}\\n{n['relation'] or 'root'} | {n['downloads']} dl"
+        lines.append(f"  {_dot_id(n['id'])} [label={_dot_id(label)}, color={color}];")
+    for e in doc["edges"]:
+        label = f"{e['relation']} {e['overlap']:.2f}"
+        lines.append(f"  {_dot_id(e['parent'])} -> {_dot_id(e['child'])} [label={_dot_id(label)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def export(graph: LineageGraph, fmt: str, out: str | Path, family: str | None = None) -> list[Path]:
+    """Write the graph in `fmt` to `out` and return the files written.
+
+    `csv` writes two files next to each other: `<out stem>_nodes.csv` and `<out stem>_edges.csv`.
+    """
+    import pandas as pd
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        out.write_text(json.dumps(graph.to_json(family), indent=2) + "\n")
+        return [out]
+    if fmt == "dot":
+        out.write_text(to_dot(graph, family))
+        return [out]
+    if fmt == "csv":
+        doc = graph.to_json(family)
+        stem = out.with_suffix("")
+        nodes, edges = Path(f"{stem}_nodes.csv"), Path(f"{stem}_edges.csv")
+        pd.DataFrame([{k: _flat(v) for k, v in n.items()} for n in doc["nodes"]]).to_csv(
+            nodes, index=False
+        )
+        pd.DataFrame(doc["edges"]).to_csv(edges, index=False)
+        return [nodes, edges]
+    g = _flat_graph(to_networkx(graph, family))
+    (nx.write_graphml if fmt == "graphml" else nx.write_gexf)(g, out)
+    return [out]
