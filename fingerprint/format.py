@@ -3,7 +3,8 @@
 All integers little-endian. Strings are UTF-8 with a length prefix.
 
     header   magic b"MLSG" | u16 version | u16 flags (0)
-             | u32 k | u32 window | u32 max_slots | u32 identity_k | u32 min_elements | u64 seed
+             | u32 k | u32 window | u32 max_slots | u32 identity_k | u32 identity_window
+             | u32 min_elements | u64 seed
              | u64 bytes_read | u32 n_slots | u32 n_skipped
     slot     str16 key | str16 tensor | str8 dtype | u8 ndim | ndim x u64 shape | u64 n
              | u32 n_pos | n_pos x u32 positions | u32 n_id | n_id x u64 identity
@@ -21,7 +22,7 @@ from fingerprint.errors import SignatureFormatError
 from fingerprint.signature import FORMAT_VERSION, Signature, SignatureParams, SlotSignature
 
 MAGIC = b"MLSG"
-_HEADER = struct.Struct("<4sHHIIIIIQQII")
+_HEADER = struct.Struct("<4sHHIIIIIIQQII")
 
 
 def _str(buf: list[bytes], s: str, width: str) -> None:
@@ -41,6 +42,7 @@ def dumps(sig: Signature) -> bytes:
             p.window,
             p.max_slots,
             p.identity_k,
+            p.identity_window,
             p.min_elements,
             p.seed,
             sig.bytes_read,
@@ -98,6 +100,7 @@ def loads(blob: bytes, model_id: str = "") -> Signature:
         window,
         max_slots,
         identity_k,
+        identity_window,
         min_elements,
         seed,
         bytes_read,
@@ -116,6 +119,7 @@ def loads(blob: bytes, model_id: str = "") -> Signature:
         window=window,
         max_slots=max_slots,
         identity_k=identity_k,
+        identity_window=identity_window,
         min_elements=min_elements,
         seed=seed,
         version=version,

@@ -52,7 +52,7 @@ def order_keys(x: torch.Tensor) -> torch.Tensor:
     Positive floats order like their bit patterns; negative ones in reverse. Mapping to a signed
     32-bit range lets us pack (key, position) into one int64 without overflow.
     """
-    x = torch.where(torch.isnan(x), torch.full_like(x, float("inf")), x)
+    x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
     bits = x.contiguous().view(torch.int32).to(torch.int64) & _M32
     negative = bits >= (1 << 31)
     key = torch.where(negative, _M32 - bits, bits + (1 << 31))
@@ -67,8 +67,12 @@ def bottom_k_positions(x: torch.Tensor, k: int) -> np.ndarray:
     """
     n = x.numel()
     k = min(k, n)
-    pos = torch.arange(n, device=x.device, dtype=torch.int64)
-    composite = order_keys(x) * (1 << 32) + pos
+    x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
+    # The k-th smallest value is well defined whatever the ties; everything at or below it is a
+    # candidate, and only those few (k plus ties) need the exact composite ranking.
+    threshold = torch.topk(x, k, largest=False, sorted=False).values.max()
+    pos = torch.nonzero(x <= threshold).flatten()
+    composite = order_keys(x[pos]) * (1 << 32) + pos
     smallest = torch.topk(composite, k, largest=False, sorted=False).values
     positions = (smallest & _M32).cpu().numpy().astype(np.uint32)
     positions.sort()
@@ -82,12 +86,15 @@ def _mix64(z: torch.Tensor) -> torch.Tensor:
     return z ^ ((z >> 31) & ((1 << 33) - 1))
 
 
-def identity_minhash(x: torch.Tensor, k: int, seed: int) -> np.ndarray:
+def identity_minhash(x: torch.Tensor, k: int, seed: int, limit: int | None = None) -> np.ndarray:
     """Bottom-k MinHash of the set {(position, exact float32 bits)}: the k smallest 63-bit hashes.
 
     Two windows share a hash exactly where they hold the same value at the same position, so
-    the sketch estimates the fraction of byte-identical weights.
+    the sketch estimates the fraction of byte-identical weights. Only the first `limit`
+    elements are hashed: the fraction is estimated just as well, at a fraction of the cost.
     """
+    if limit is not None:
+        x = x[:limit]
     n = x.numel()
     k = min(k, n)
     bits = x.contiguous().view(torch.int32).to(torch.int64) & _M32

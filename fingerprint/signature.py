@@ -25,6 +25,7 @@ class SignatureParams:
         window: element budget W per slot (the window is the first rows that fit in it).
         max_slots: at most this many slots per model (T).
         identity_k: hashes kept per slot for the identity MinHash.
+        identity_window: the identity MinHash covers the first this-many elements of a window.
         min_elements: smaller tensors are skipped.
         seed: identity hash seed.
         version: signature format version.
@@ -34,6 +35,7 @@ class SignatureParams:
     window: int = 1 << 18
     max_slots: int = 64
     identity_k: int = 256
+    identity_window: int = 1 << 16
     min_elements: int = 4096
     seed: int = 0x6C696E65
     version: int = FORMAT_VERSION
@@ -42,7 +44,7 @@ class SignatureParams:
         """Short text that differs whenever the parameters do (stored beside the blob)."""
         return (
             f"v{self.version}:k{self.k}:w{self.window}:t{self.max_slots}:"
-            f"i{self.identity_k}:m{self.min_elements}:s{self.seed}"
+            f"i{self.identity_k}:iw{self.identity_window}:m{self.min_elements}:s{self.seed}"
         )
 
 
@@ -163,7 +165,7 @@ def compute_signature(
 def _slot_signature(slot: Slot, raw: bytes, params: SignatureParams, device: str) -> SlotSignature:
     x = kernels.decode(raw, slot.dtype, device)
     positions = kernels.bottom_k_positions(x, params.k)
-    identity = kernels.identity_minhash(x, params.identity_k, params.seed)
+    identity = kernels.identity_minhash(x, params.identity_k, params.seed, params.identity_window)
     mean, std, kurt, absmax, distinct, digest = kernels.window_stats(x, raw, slot.cols)
     return SlotSignature(
         key=slot.key,
