@@ -87,7 +87,12 @@ class _Reader:
 
     def string(self, width: str) -> str:
         (n,) = self.unpack(width)
-        return bytes(self.take(n)).decode("utf-8")
+        try:
+            return bytes(self.take(n)).decode("utf-8")
+        except UnicodeDecodeError:
+            raise SignatureFormatError(
+                "signature blob is corrupt; re-run `lineage fingerprint --all`"
+            ) from None
 
 
 def loads(blob: bytes, model_id: str = "") -> Signature:

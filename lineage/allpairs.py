@@ -38,6 +38,9 @@ class PairStats:
     pairs_tested: int
     alpha_pair: float
     mode: str
+    # same-architecture pairs that are not significant, as (i, j, overlap, p_value) arrays:
+    # kept in exact mode only, for reports and calibration plots
+    background: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -148,6 +151,7 @@ def significant_pairs(
     same = arch[rows] == arch[cols]
 
     out_i, out_j, out_c, out_p, out_o = [], [], [], [], []
+    bg: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     # same architecture block: one null distribution per block, vectorized
     for code in range(len(arch_names)):
         first = ordered[int(np.argmax(arch == code))]
@@ -157,13 +161,19 @@ def significant_pairs(
         pmf = significance.null_distribution(slots)
         tail = np.append(np.cumsum(pmf[::-1])[::-1], 0.0)  # tail[c] = P(S >= c)
         crit = significance.critical_total(slots, alpha_pair)
-        sel = same & (arch[rows] == code) & (data >= crit)
+        total_k = sum(k for _, k in _common_slots(first, first))
+        block = same & (arch[rows] == code)
+        sel = block & (data >= crit)
+        if mode == "exact":
+            rest = block & ~sel
+            cr = data[rest]
+            bg.append((rows[rest], cols[rest], cr / total_k, tail[np.minimum(cr, tail.size - 1)]))
         c = data[sel]
         out_i.append(rows[sel])
         out_j.append(cols[sel])
         out_c.append(c)
         out_p.append(tail[np.minimum(c, tail.size - 1)])
-        out_o.append(c * rate / sum(k for _, k in _common_slots(first, first)))
+        out_o.append(c * rate / total_k)
     # across blocks (a few slots differ, e.g. a quantized model with fewer float tensors)
     for i, j, c in zip(rows[~same], cols[~same], data[~same], strict=True):
         full = _common_slots(ordered[i], ordered[j])
@@ -188,6 +198,7 @@ def significant_pairs(
         pairs_tested,
         alpha_pair,
         mode,
+        tuple(np.concatenate(parts) for parts in zip(*bg, strict=True)) if bg else None,  # type: ignore[arg-type]
     )
 
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fingerprint.compare import PairResult, compare
-from fingerprint.signature import Signature
+from fingerprint.significance import log10
+from fingerprint.signature import Signature, SignatureParams
 from hub.records import ModelRecord
 from lineage.allpairs import PairStats
 from lineage.errors import LineageError
@@ -19,19 +20,26 @@ from lineage.records import Anomaly, Edge, LineageGraph, Node
 from lineage.store import PairRow, Store
 
 
-def load_inputs(store: Store) -> tuple[dict[str, ModelRecord], dict[str, Signature]]:
+def load_inputs(
+    store: Store, params: SignatureParams | None = None
+) -> tuple[dict[str, ModelRecord], dict[str, Signature]]:
     """Models that have a signature at their current revision, and those signatures."""
     records = {r.id: r for r in store.models()}
     sigs = {}
+    stale = []
+    tag = (params or SignatureParams()).tag()
     for row in store.signatures():
         rec = records.get(row.model_id)
-        if rec is not None and row.revision == rec.revision:
-            sigs[row.model_id] = Signature.from_bytes(row.blob, model_id=row.model_id)
-    params = {s.params for s in sigs.values()}
-    if len(params) > 1:
+        if rec is None or row.revision != rec.revision:
+            continue
+        if row.params != tag:
+            stale.append(row.model_id)
+            continue
+        sigs[row.model_id] = Signature.from_bytes(row.blob, model_id=row.model_id)
+    if stale:
         raise LineageError(
-            "the database holds signatures made with different parameters; "
-            "run `lineage fingerprint --all` to make them comparable"
+            f"{len(stale)} signatures (e.g. {stale[0]}) were made with other parameters or an "
+            "older version; run `lineage fingerprint` to bring them up to date"
         )
     return records, sigs
 
@@ -88,6 +96,25 @@ def cached_pairs(
         out.append(p)
     if fresh:
         store.put_pairs(_row(p, records) for p in fresh)
+    if stats.background is not None:
+        # unrelated same-architecture pairs: overlap only, for reports (no per-slot detail)
+        bi, bj, bo, bp = stats.background
+        store.put_pairs(
+            PairRow(
+                a=stats.ids[i],
+                b=stats.ids[j],
+                revision_a=records[stats.ids[i]].revision,
+                revision_b=records[stats.ids[j]].revision,
+                overlap=float(o),
+                identity=None,
+                p_value=float(pv),
+                log10_p=log10(float(pv)),
+                slots_compared=0,
+                verdict="unrelated",
+                detail={},
+            )
+            for i, j, o, pv in zip(bi.tolist(), bj.tolist(), bo.tolist(), bp.tolist(), strict=True)
+        )
     return out
 
 
