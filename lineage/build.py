@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fingerprint.compare import PairResult, compare
-from fingerprint.significance import log10
 from fingerprint.signature import Signature, SignatureParams
+from fingerprint.significance import log10
 from hub.records import ModelRecord
 from lineage.allpairs import PairStats
 from lineage.errors import LineageError
