@@ -1,0 +1,151 @@
+"""Bounded retries for the Hub calls huggingface_hub does not retry itself.
+
+huggingface_hub retries its own downloads and the later pages of a listing; `model_info`,
+`get_paths_info`, the first page of a listing (1.x) and our range requests are single shots. A
+`RetryPolicy` wraps them: a 429 waits what the server asks (`RateLimit: ...;r=0;t=N`, else
+`Retry-After: N`), a 408/5xx, a timeout, a reset or a truncated body backs off exponentially,
+and every wait is capped by `max_sleep`. After `attempts` tries the last failure becomes a
+`hub.errors.NetworkError` that names the model and what was being read, never a URL with
+credentials or a header.
+
+The sleep function is part of the policy, so tests pass `sleep=lambda s: None` (or record the
+waits) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+from huggingface_hub.errors import HfHubHTTPError
+
+from hub.errors import NetworkError
+
+__all__ = ["RETRY_STATUSES", "RetryPolicy", "ShortBodyError", "retry_delay", "transport_errors"]
+
+T = TypeVar("T")
+
+# Statuses worth another try: timeouts, rate limits, server errors.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_RATELIMIT = re.compile(r"\br\s*=\s*(\d+)\s*;\s*t\s*=\s*(\d+)")
+
+
+class ShortBodyError(Exception):
+    """A response body shorter (or longer) than the range asked for; retried, never cached."""
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """The transport exceptions of the HTTP library huggingface_hub uses (httpx 1.x, httpx2 2.x).
+
+    Found through `HfHubHTTPError`'s bases, so whichever library this huggingface_hub was built
+    on is the one caught. Timeouts, refused or reset connections and bodies cut short are all
+    `TransportError`s there.
+    """
+    for base in HfHubHTTPError.__mro__:
+        module = base.__module__.split(".")[0]
+        if base.__name__ == "HTTPError" and module.startswith("httpx"):
+            mod = __import__(module)
+            return (mod.TransportError,)
+    return ()
+
+
+_TRANSPORT = transport_errors()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def retry_delay(headers: Mapping[str, str]) -> float | None:
+    """Seconds a 429 (or 503) answer asks the client to wait, or None when it does not say.
+
+    `RateLimit: "api";r=0;t=55` (IETF draft, what the Hub sends) wins when no request is left;
+    else `Retry-After` as seconds or as an HTTP date.
+    """
+    ratelimit = _header(headers, "ratelimit")
+    if ratelimit:
+        m = _RATELIMIT.search(ratelimit)
+        if m and int(m.group(1)) == 0:
+            return float(m.group(2))
+    value = (_header(headers, "retry-after") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry.
+
+    Attributes:
+        attempts: tries in all (1 = no retry).
+        base_delay: first back-off after a 5xx or a transport error, doubled each time.
+        max_sleep: cap on any single wait, a server's Retry-After included.
+        sleep: the function that waits (tests inject a recorder).
+    """
+
+    attempts: int = 6
+    base_delay: float = 1.0
+    max_sleep: float = 60.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts}")
+        if self.base_delay < 0 or self.max_sleep < 0:
+            raise ValueError("RetryPolicy.base_delay and max_sleep must be >= 0")
+
+    def call(self, fn: Callable[[], T], *, what: str, model_id: str | None = None) -> T:
+        """Run `fn`, retrying retryable failures; other exceptions pass through untouched.
+
+        Args:
+            fn: the call (no arguments).
+            what: what is being read, for the final message ("the listing", "a window of x").
+            model_id: the model, for the final message and the error.
+
+        Raises:
+            NetworkError: every attempt failed with a retryable error.
+        """
+        delay = self.base_delay
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return fn()
+            except HfHubHTTPError as err:
+                status = err.response.status_code if err.response is not None else None
+                if status not in RETRY_STATUSES:
+                    raise
+                asked = retry_delay(err.response.headers) if err.response is not None else None
+                problem = f"HTTP {status}"
+            except (ShortBodyError, *_TRANSPORT) as err:
+                asked = None
+                problem = f"{type(err).__name__}: {_first_line(err)}"
+            if attempt == self.attempts:
+                break
+            wait = asked if asked is not None else delay
+            self.sleep(min(self.max_sleep, max(0.0, wait)))
+            delay *= 2
+        subject = f"{what} of {model_id}" if model_id else what
+        raise NetworkError(
+            f"could not read {subject} after {self.attempts} attempts (last: {problem}); "
+            "check the endpoint and your connection, then run the crawl again",
+            model_id=model_id,
+        )
+
+
+def _first_line(err: BaseException) -> str:
+    # Transport messages name hosts and ports at most; never headers. Keep one short line.
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text[:200]
