@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lineage.plots_common import DIFF_COLOR, SAME_COLOR, message_panel, new_figure, save_figure
-from lineage.report import UNRELATED_BELOW, VARIABLE_FROM, lineage_map_regions
+from lineage.report_stats import UNRELATED_BELOW, VARIABLE_FROM, lineage_map_regions
 
 __all__ = ["plot_lineage_map"]
 
