@@ -214,6 +214,49 @@ def cmd_audit(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def _report_inputs(store: Store, device: str):
+    from lineage.build import build_lineage
+    from lineage.report import pairs_frame
+
+    graph = build_lineage(store, device=device)
+    tree = graph.to_json()
+    return graph, tree, pairs_frame(store.pairs(), store.models(), tree)
+
+
+def cmd_report(args: argparse.Namespace, store: Store) -> int:
+    from lineage.report import build_report
+
+    _, tree, df = _report_inputs(store, args.device)
+    paths = build_report(df, tree, args.out, figures=not args.no_figures)
+    print(f"wrote {paths.report} ({len(df)} pairs, {len(paths.figures)} figure files)")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace, store: Store) -> int:
+    from lineage import plots
+    from lineage.plots_map import plot_lineage_map
+    from lineage.plots_tree import plot_family_tree
+
+    graph, tree, df = _report_inputs(store, args.device)
+    out = args.out
+    if args.figure == "all":
+        written = plots.write_all_figures(df, tree, out)
+    elif args.figure == "tree":
+        family = None
+        if args.family:
+            family = next((n.family for n in graph.nodes if n.id == args.family), args.family)
+        written = plot_family_tree(tree, f"{out}/family_tree", family=family)
+    elif args.figure == "heatmap":
+        written = plots.plot_heatmap(df, tree, f"{out}/overlap_heatmap")
+    elif args.figure == "downloads":
+        written = plots.plot_downloads_vs_overlap(df, f"{out}/downloads_vs_overlap")
+    else:
+        written = plot_lineage_map(df, f"{out}/lineage_map")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 # ---- parser ------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, Store], int]
@@ -326,6 +369,40 @@ def build_parser() -> argparse.ArgumentParser:
     _device(p)
     p.set_defaults(func=cmd_anomalies)
 
+    p = sub.add_parser(
+        "report",
+        help="the seed study on the database: overlap by download bucket, t-tests, figures",
+        description="Write report.md, CSVs and figures: same- vs different-family overlap by "
+        "download bucket (0-10, 10-100, 100-1k, >1k: n, mean, median, std, min, max), Welch "
+        "t-tests, the two suspicious patterns, the filter strategies, and every figure.",
+    )
+    p.add_argument(
+        "--out", default="lineage-report", metavar="DIR", help="(default: ./lineage-report)"
+    )
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    _device(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "plot",
+        help="draw one figure (tree, heatmap, downloads, map) or all of them",
+        description="tree: family trees layered by generation (size: downloads, colour: "
+        "relation, width: overlap, red: anomalies); heatmap: overlap ordered by family; "
+        "downloads: the seed's downloads-vs-overlap panels; map: mean overlap vs its "
+        "variability across layers, with regions. PNG and SVG. The per-layer profile of one "
+        "pair is `lineage audit ID --plot PATH`.",
+    )
+    p.add_argument("figure", choices=("all", "tree", "heatmap", "downloads", "map"))
+    p.add_argument("--family", metavar="ID", help="tree: only the family of this model")
+    p.add_argument(
+        "--out", default="lineage-figures", metavar="DIR", help="(default: ./lineage-figures)"
+    )
+    _device(p)
+    p.set_defaults(func=cmd_plot)
+
+    from lineage.cli_crawl import register
+
+    register(sub)
     return parser
 
 
