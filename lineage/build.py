@@ -19,6 +19,9 @@ from lineage.graph import GraphParams, build_graph
 from lineage.records import Anomaly, Edge, LineageGraph, Node
 from lineage.store import PairRow, Store
 
+# up to this many unrelated pairs get a full per-slot comparison (for the lineage map)
+BACKGROUND_DETAIL = 20_000
+
 
 def load_inputs(
     store: Store, params: SignatureParams | None = None
@@ -97,24 +100,37 @@ def cached_pairs(
     if fresh:
         store.put_pairs(_row(p, records) for p in fresh)
     if stats.background is not None:
-        # unrelated same-architecture pairs: overlap only, for reports (no per-slot detail)
+        # unrelated same-architecture pairs, for reports: full per-slot detail while that is
+        # cheap, the overlap alone beyond
         bi, bj, bo, bp = stats.background
-        store.put_pairs(
-            PairRow(
-                a=stats.ids[i],
-                b=stats.ids[j],
-                revision_a=records[stats.ids[i]].revision,
-                revision_b=records[stats.ids[j]].revision,
-                overlap=float(o),
-                identity=None,
-                p_value=float(pv),
-                log10_p=log10(float(pv)),
-                slots_compared=0,
-                verdict="unrelated",
-                detail={},
-            )
+        todo = [
+            (stats.ids[i], stats.ids[j], o, pv)
             for i, j, o, pv in zip(bi.tolist(), bj.tolist(), bo.tolist(), bp.tolist(), strict=True)
-        )
+            if "result"
+            not in getattr(cache.get(tuple(sorted((stats.ids[i], stats.ids[j])))), "detail", {})
+        ]
+        if len(todo) <= BACKGROUND_DETAIL:
+            store.put_pairs(
+                _row(compare(sigs[a], sigs[b], alpha=stats.alpha_pair), records)
+                for a, b, _, _ in todo
+            )
+        else:
+            store.put_pairs(
+                PairRow(
+                    a,
+                    b,
+                    records[a].revision,
+                    records[b].revision,
+                    float(o),
+                    None,
+                    float(pv),
+                    log10(float(pv)),
+                    0,
+                    "unrelated",
+                    {},
+                )
+                for a, b, o, pv in todo
+            )
     return out
 
 
