@@ -48,7 +48,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+from huggingface_hub.utils import _pagination, build_hf_headers, hf_raise_for_status, http_backoff
 
 from fingerprint.protocol import TensorInfo
 from hub.card import declared_bases
@@ -105,6 +105,7 @@ EXPAND = (
     "safetensors",
 )
 _TRANSPORT = transport_errors()
+_LIBRARY_RETRIES_FIRST_PAGE = hasattr(_pagination, "_paginate_pages")
 # CLI sort names -> huggingface_hub's `sort=` values (which it maps to the API's keys).
 SORTS = {
     "downloads": "downloads",
@@ -321,8 +322,8 @@ class HubClient:
     ) -> Iterator[Any]:
         """`ModelInfo`s, sorted descending by `sort` (see `SORTS`), lazily page by page.
 
-        The first page is retried here (huggingface_hub 1.x does not); later pages are retried by
-        huggingface_hub itself. Stop iterating and no further page is requested.
+        The first page is retried here where huggingface_hub does not (1.x); later pages are
+        retried by huggingface_hub itself. Stop iterating and no further page is requested.
 
         Raises:
             ValueError: an unknown sort.
@@ -345,8 +346,11 @@ class HubClient:
             )
             return next(it, None), it
 
+        # huggingface_hub 2.x retries the first page itself (with backoff); wrapping that again
+        # would multiply the waits on a dead endpoint. 1.x sends it once: retry it here.
+        policy = self.retry if not _LIBRARY_RETRIES_FIRST_PAGE else replace(self.retry, attempts=1)
         try:
-            head, rest = self.retry.call(first, what=what)
+            head, rest = policy.call(first, what=what)
             if head is None:
                 return
             yield head

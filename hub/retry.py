@@ -138,8 +138,9 @@ class RetryPolicy:
             self.sleep(min(self.max_sleep, max(0.0, wait)))
             delay *= 2
         subject = f"{what} of {model_id}" if model_id else what
+        tries = f"{self.attempts} attempt" + ("s" if self.attempts != 1 else "")
         raise NetworkError(
-            f"could not read {subject} after {self.attempts} attempts (last: {problem}); "
+            f"could not read {subject} after {tries} (last: {problem}); "
             "check the endpoint and your connection, then run the crawl again",
             model_id=model_id,
         )
