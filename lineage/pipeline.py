@@ -93,6 +93,15 @@ def open_source(record: ModelRecord) -> TensorSource:
             source=record.source,
             revision=record.revision if record.source == "cache" else None,
         )
+    if record.source == "hub":
+        # The default endpoint ($HF_ENDPOINT) and token: records never hold either. Reading at
+        # the stored commit keeps the signature consistent with the record.
+        from hub.hubsource import HubClient, open_hub_model
+        from hub.window_cache import WindowCache
+
+        return open_hub_model(
+            record.id, client=HubClient(), revision=record.revision, cache=WindowCache()
+        )
     raise UnknownModelError(
         record.id,
         f"{record.id}: no readable source recorded (source={record.source!r}); "
