@@ -262,7 +262,9 @@ def minhash_baseline(
         )
         overlap[(a, b)] = overlap[(b, a)] = value
         pairs.append({"a": a, "b": b, "overlap": value})
-    parents, relations, anomalies = {}, {}, []
+    parents: dict[str, tuple[str, ...]] = {}
+    relations: dict[str, str | None] = {}
+    anomalies: list[dict] = []
     for mid, m in models.items():
         older = [o for o in models if models[o].created_at < m.created_at and (o, mid) in overlap]
         best = max(older, key=lambda o: (overlap[(o, mid)], models[o].created_at), default=None)

@@ -243,7 +243,8 @@ class PairAuc:
 def pair_auc(truth: Truth, pairs: Iterable[Pair]) -> PairAuc:
     """Pairs across architectures, with unknown models, or repeated (either order) are skipped."""
     seen: set[frozenset[str]] = set()
-    related, unrelated = [], []
+    related: list[float] = []
+    unrelated: list[float] = []
     for p in pairs:
         key = frozenset((p.a, p.b))
         ta, tb = truth.models.get(p.a), truth.models.get(p.b)
@@ -376,23 +377,21 @@ def markdown_report(truth: Truth, reports: Sequence[Report]) -> str:
     lines += ["", "### Detection rate by relation (right parent and right relation)", ""]
     rows = [[rel, *(_rate(r.detection.get(rel)) for r in reports)] for rel in rels]
     lines += _table(["relation", *names], rows)
-    with_anomalies = [r for r in reports if r.anomalies is not None]
-    if with_anomalies:
-        kinds = sorted(
-            {k for r in with_anomalies for k in r.anomalies if k != "all"}, key=_kind_order
-        )
+    scored = [(r.name, r.anomalies) for r in reports if r.anomalies is not None]
+    if scored:
+        kinds = sorted({k for _, a in scored for k in a if k != "all"}, key=_kind_order)
         truth_counts = Counter(k for _, k in truth.anomalies)
         lines += ["", "### Anomalies: precision / recall by kind", ""]
         rows = [
             [k, str(truth_counts[k]),
-             *(f"{_pct(r.anomalies[k].precision)} / {_pct(r.anomalies[k].recall)}" if k in r.anomalies
-               else "n/a" for r in with_anomalies)]
+             *(f"{_pct(a[k].precision)} / {_pct(a[k].recall)}" if k in a else "n/a" for _, a in scored)]
             for k in kinds
         ]  # fmt: skip
-        lines += _table(["kind", "n", *(r.name for r in with_anomalies)], rows)
-    pair_rows = [r for r in reports if r.pairs is not None]
-    if pair_rows:
-        counts_text = "; ".join(f"{r.name}: {r.pairs.n_related} related, {r.pairs.n_unrelated} unrelated"
-                                for r in pair_rows)  # fmt: skip
+        lines += _table(["kind", "n", *(name for name, _ in scored)], rows)
+    aucs = [(r.name, r.pairs) for r in reports if r.pairs is not None]
+    if aucs:
+        counts_text = "; ".join(
+            f"{name}: {p.n_related} related, {p.n_unrelated} unrelated" for name, p in aucs
+        )
         lines += ["", f"Pair AUC counts same-architecture pairs only ({counts_text})."]
     return "\n".join(lines) + "\n"

@@ -281,6 +281,7 @@ def train(
 
 def lora_targets(arch: Arch, which: str) -> list[str]:
     """Names a LoRA adapter wraps: "qv" (the PEFT default for attention) or "all" linear layers."""
+    keys: tuple[str, ...]
     if arch.style == "gpt2":
         keys = (
             ("attn.c_attn",)
