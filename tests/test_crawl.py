@@ -256,7 +256,7 @@ def test_killed_crawl_resumes(hub_env, crawl_zoo, tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        sys.path.insert(0, {str(ROOT)!r})
+        sys.path[:] = {[str(ROOT), *sys.path]!r}  # the same packages as this test process
         from lineage.crawl import crawl
         from lineage.store import Store
         with Store({str(db)!r}) as store:
