@@ -33,6 +33,7 @@ from lineage.plots_common import (
     new_figure,
     save_figure,
     short_id,
+    short_ids,
     short_tensor,
     slug,
 )
@@ -139,7 +140,8 @@ def plot_heatmap(
         edge += len(members)
     if n <= MAX_TICK_LABELS:
         size = max(5.0, min(8.0, 300 / n))
-        labels = [short_id(m, 20) for m in models]
+        model_names = short_ids(models, 20)
+        labels = [model_names[m] for m in models]
         ax.set_xticks(range(n), labels, rotation=90, fontsize=size)
         ax.set_yticks(range(n), labels, fontsize=size)
     else:
@@ -149,6 +151,8 @@ def plot_heatmap(
     top.set_xticks(mids, names, rotation=30, ha="left", fontsize=8)
     top.set_xlabel("recovered family")
     title = "Overlap between models, grouped by recovered family"
+    if np.isnan(matrix).any():
+        title += "\ngrey: never compared (different architectures)"
     if len(models) < total:
         title += f"\n{len(models)} of {total} models shown: the largest families"
     ax.set_title(title)
@@ -213,7 +217,10 @@ def plot_downloads_vs_overlap(
                 if slope is not None:
                     title += f"\ntrend {slope:+.2g} overlap per 10x downloads"
             ax.set_title(title, fontsize=10)
-    fig.suptitle("Downloads vs overlap, same vs different family (dashed: trend)")
+    title = "Downloads vs overlap, same vs different family (dashed: trend)"
+    if len(df) and not df["derived_downloads"].any():
+        title += "\nevery model has 0 downloads: no download counts in these records"
+    fig.suptitle(title)
     return save_figure(fig, out)
 
 

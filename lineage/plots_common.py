@@ -7,6 +7,8 @@ chosen, nothing global is kept between calls, and drawing works without a displa
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +62,27 @@ def short_id(model_id: str, width: int = 22) -> str:
     return name if len(name) <= width else name[: width - 1] + "\u2026"
 
 
+def short_ids(ids: Iterable[str], width: int = 22) -> dict[str, str]:
+    """Labels for several models: `short_id`, but with the owner where two names collide."""
+    ids = list(dict.fromkeys(ids))
+    names = Counter(str(i).rsplit("/", 1)[-1] for i in ids)
+    labels = {}
+    for i in ids:
+        if names[str(i).rsplit("/", 1)[-1]] > 1:
+            text = str(i)
+            labels[i] = text if len(text) <= width + 12 else text[: width + 11] + "\u2026"
+        else:
+            labels[i] = short_id(i, width)
+    return labels
+
+
+# Wrapper prefixes that say nothing about where a tensor sits (DESIGN.md, name normalization).
+_WRAPPERS = re.compile(r"^(base_model\.model\.|model\.|transformer\.|module\.)+")
+
+
 def short_tensor(name: str, width: int = 28) -> str:
-    """A tensor name without `.weight`, keeping its informative end within `width` characters."""
-    name = re.sub(r"\.weight$", "", str(name))
+    """A tensor name without wrapper prefixes and `.weight`, keeping its informative end."""
+    name = re.sub(r"\.weight$", "", _WRAPPERS.sub("", str(name)))
     return name if len(name) <= width else "\u2026" + name[-(width - 1) :]
 
 

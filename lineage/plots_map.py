@@ -37,13 +37,14 @@ def plot_lineage_map(
     Regions (shaded, labelled with their pair counts): "unrelated" below `unrelated_below`;
     above it, "clear derivative" left of `variable_from` and "partial or merged" right of it. The
     dashed curve is the largest std a mean allows (sqrt(m(1 - m))): no point lies right of it.
-    Marginal histograms (log counts) show each axis alone. Pairs without per-slot detail are left
-    out (the title counts them).
+    Marginal histograms (log counts) show each axis alone. Pairs without per-slot detail
+    (the store keeps none for most unrelated pairs) are not drawn but count in their region's n;
+    the title says how many.
     """
     from matplotlib.patches import Rectangle
 
     df = lineage_map_regions(pairs_df, unrelated_below=unrelated_below, variable_from=variable_from)
-    drawn = df[df["region"].notna()]
+    drawn = df[df["region"].notna() & df["overlap_std"].notna()]
     fig = new_figure(10.0, 8.5)
     grid = fig.add_gridspec(2, 2, width_ratios=(4, 1), height_ratios=(1, 4))
     ax = fig.add_subplot(grid[1, 0])
@@ -60,7 +61,7 @@ def plot_lineage_map(
             1.02 - unrelated_below,
         ),
     }
-    counts = drawn["region"].value_counts()
+    counts = df["region"].value_counts()  # pairs without per-slot detail count in their region
     for region, (x, y, w, h) in boxes.items():
         face, edge = REGION_STYLE[region]
         ax.add_patch(Rectangle((x, y), w, h, facecolor=face, edgecolor="none", zorder=0))
@@ -112,13 +113,15 @@ def plot_lineage_map(
     missing = len(df) - len(drawn)
     title = "Lineage map: mean overlap vs its variability across slots"
     if missing:
-        title += f" ({missing} pairs without per-slot detail left out)"
+        title += f"\n{missing} pairs without per-slot detail not drawn (counted in their region)"
     fig.suptitle(title)
     return save_figure(fig, out)
 
 
 def _marginals(ax_top: Any, ax_right: Any, drawn: pd.DataFrame) -> None:
     """Stacked histograms (log counts) of the std (top) and the mean overlap (right)."""
+    from matplotlib.ticker import NullFormatter
+
     same, diff = drawn[drawn["same_family"]], drawn[~drawn["same_family"]]
     colors = [DIFF_COLOR, SAME_COLOR]
     std_bins = np.linspace(0, STD_MAX, 27)
@@ -129,6 +132,7 @@ def _marginals(ax_top: Any, ax_right: Any, drawn: pd.DataFrame) -> None:
         color=colors,
         log=True,
     )
+    ax_top.yaxis.set_minor_formatter(NullFormatter())
     ax_top.set_ylabel("pairs (log)")
     ax_top.tick_params(labelbottom=False)
     mean_bins = np.linspace(0, 1.02, 35)
@@ -140,5 +144,6 @@ def _marginals(ax_top: Any, ax_right: Any, drawn: pd.DataFrame) -> None:
         log=True,
         orientation="horizontal",
     )
+    ax_right.xaxis.set_minor_formatter(NullFormatter())
     ax_right.set_xlabel("pairs (log)")
     ax_right.tick_params(labelleft=False)

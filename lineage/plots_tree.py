@@ -18,15 +18,17 @@ from typing import Any
 from lineage.plots_common import (
     ANOMALY_COLOR,
     RELATION_COLORS,
+    message_panel,
     new_figure,
     save_figure,
-    short_id,
+    short_ids,
 )
 
 __all__ = ["families_by_size", "layered_layout", "plot_family_tree"]
 
 INCH_PER_LEAF = 1.05  # horizontal room per leaf position: a 22-character label at 7 pt, staggered
 INCH_PER_GENERATION = 1.25
+ROW_WIDTH = 26.0  # inches; the overview wraps families into rows this wide
 MAX_WIDTH = 40.0  # inches; wider families keep labels only on roots and anomalies
 CHAR_INCH = 0.062  # width of an average 7 pt character
 _LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85}
@@ -129,6 +131,7 @@ def _draw_family(
     """Draw one family on `ax` with rows for `generations` + 1 generations; return legend keys."""
     pos = layered_layout(nodes)
     by_id = {n["id"]: n for n in nodes}
+    names = short_ids(by_id)
     used: set = set()
     drawn_links = set()
     for e in edges:
@@ -186,7 +189,7 @@ def _draw_family(
             node = by_id[node_id]
             if not labels and not node.get("anomalies") and _relation(node) != "root":
                 continue
-            text = short_id(node_id)
+            text = names[node_id]
             notes = ", ".join(ANOMALY_SHORT.get(k, k) for k in node.get("anomalies") or ())
             w = max(len(text) * CHAR_INCH, len(notes) * CHAR_INCH * 0.9) / INCH_PER_LEAF
             stagger = 1 - stagger if (x - last_x) < (w + last_w) / 2 + 0.05 else 0
@@ -284,29 +287,44 @@ def plot_family_tree(
     spans = [
         max(1.0, _leaf_count(ns), 1.3 * len(t) * CHAR_INCH / INCH_PER_LEAF)
         for t, (_, ns) in zip(titles, shown, strict=True)
-    ] or [1.0]
-    generations = max(
-        (max(d for _, d in layered_layout(ns).values()) for _, ns in shown), default=0
-    )
-    wanted = sum(INCH_PER_LEAF * s + 0.8 for s in spans)
-    width = min(MAX_WIDTH, max(7.0, wanted))
-    labels = wanted <= MAX_WIDTH
-    fig = new_figure(width, INCH_PER_GENERATION * (generations + 1) + 2.4)
-    axes = fig.subplots(1, len(spans), gridspec_kw={"width_ratios": spans}, squeeze=False)[0]
+    ]
+    generations = [max((d for _, d in layered_layout(ns).values()), default=0) for _, ns in shown]
+    rows = _pack_rows(spans)
+    row_widths = [sum(_panel_width(spans[i]) for i in row) for row in rows]
+    width = min(MAX_WIDTH, max(7.0, *row_widths))
+    row_gens = [max((generations[i] for i in row), default=0) for row in rows]
+    heights = [INCH_PER_GENERATION * (g + 1) + 0.7 for g in row_gens]
+    fig = new_figure(width, sum(heights) + 1.5)
     used: set = set()
-    for ax, title, (_, nodes) in zip(axes, titles, shown, strict=False):
-        used |= _draw_family(ax, nodes, edges, labels, generations)
-        ax.set_title(title, fontsize=9)
-    if not shown:
-        from lineage.plots_common import message_panel
-
-        message_panel(axes[0], "no models in the tree")
-        axes[0].set_axis_off()
+    compressed = False
+    for sub, row, row_width, gens in zip(
+        fig.subfigures(len(rows), 1, height_ratios=heights, squeeze=False)[:, 0],
+        rows,
+        row_widths,
+        row_gens,
+        strict=True,
+    ):
+        # Rows narrower than the figure keep their natural scale: an empty filler takes the rest.
+        ratios = [spans[i] for i in row]
+        filler = (width - row_width) / INCH_PER_LEAF
+        if filler > 0.5:
+            ratios.append(filler)
+        axes = sub.subplots(1, len(ratios), gridspec_kw={"width_ratios": ratios}, squeeze=False)[0]
+        labels = row_width <= width + 1e-9
+        compressed |= not labels
+        for ax, i in zip(axes, row, strict=False):
+            used |= _draw_family(ax, shown[i][1], edges, labels, gens)
+            ax.set_title(titles[i], fontsize=9)
+        if filler > 0.5:
+            axes[-1].set_axis_off()
+        if not row:
+            message_panel(axes[0], "no models in the tree")
+            axes[0].set_axis_off()
     title = "Recovered family tree" if family else "Recovered family trees"
     if family is None and len(families) > len(shown):
         title += f" (the {len(shown)} largest of {len(families)} families)"
-    if not labels:
-        title += "; labels on roots and anomalies only"
+    if compressed:
+        title += "; labels on roots and anomalies only where a family is too wide"
     fig.suptitle(title)
     if used:
         handles = _legend_handles(used)
@@ -318,6 +336,22 @@ def plot_family_tree(
             frameon=False,
         )
     return save_figure(fig, out)
+
+
+def _panel_width(span: float) -> float:
+    """Inches a family panel needs: its leaf positions plus room for the generation labels."""
+    return INCH_PER_LEAF * span + 0.8
+
+
+def _pack_rows(spans: Sequence[float]) -> list[list[int]]:
+    """Families (largest first) packed into rows at most ROW_WIDTH inches wide; [[]] if none."""
+    rows: list[list[int]] = []
+    for i, span in enumerate(spans):
+        if rows and sum(_panel_width(spans[j]) for j in rows[-1]) + _panel_width(span) <= ROW_WIDTH:
+            rows[-1].append(i)
+        else:
+            rows.append([i])
+    return rows or [[]]
 
 
 def _leaf_count(nodes: Sequence[Mapping]) -> int:

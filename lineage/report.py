@@ -196,6 +196,12 @@ def _report_text(
         "hold every family. How to read each table and figure: docs/report.md.",
         "",
     ]
+    if len(df) and not df["derived_downloads"].any():
+        lines += [
+            "**Every model has 0 downloads** (models added from local folders carry no download "
+            "counts), so all pairs fall in bucket `0-10` and the download filters keep nothing.",
+            "",
+        ]
 
     def md(table: pd.DataFrame) -> str:
         return markdown_table(table).rstrip("\n")

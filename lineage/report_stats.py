@@ -67,16 +67,47 @@ _BASES = (
 )
 
 _FRAME_COLUMNS = (
-    "a", "b", "overlap", "identity", "p_value", "log10_p", "overlap_std", "overlap_median",
-    "overlap_min", "slots_compared", "verdict", "family_a", "family_b", "same_family",
-    "declared_family_a", "declared_family_b", "declared_same_family", "declarer", "derived",
-    "derived_family", "derived_declared_family", "derived_downloads", "downloads_a",
-    "downloads_b", "bucket", "quality", "per_slot",
-)  # fmt: skip
+    "a",
+    "b",
+    "overlap",
+    "identity",
+    "p_value",
+    "log10_p",
+    "overlap_std",
+    "overlap_median",
+    "overlap_min",
+    "slots_compared",
+    "verdict",
+    "family_a",
+    "family_b",
+    "same_family",
+    "declared_family_a",
+    "declared_family_b",
+    "declared_same_family",
+    "declarer",
+    "derived",
+    "derived_family",
+    "derived_declared_family",
+    "derived_downloads",
+    "downloads_a",
+    "downloads_b",
+    "bucket",
+    "quality",
+    "per_slot",
+)
 _TTEST_COLUMNS = (
-    "basis", "family", "bucket", "n_same", "n_different", "mean_same", "mean_different", "ratio",
-    "t", "p_value", "note",
-)  # fmt: skip
+    "basis",
+    "family",
+    "bucket",
+    "n_same",
+    "n_different",
+    "mean_same",
+    "mean_different",
+    "ratio",
+    "t",
+    "p_value",
+    "note",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,29 +407,33 @@ def suspicious_pairs(
 ) -> pd.DataFrame:
     """The seed's two patterns, with its strict inequalities.
 
-    - `suspicious_copy`: the derived model has fewer than 10 downloads and overlap > 0.9 with the
-      other model: likely a copy or a test upload.
+    - `suspicious_copy`: a model with fewer than 10 downloads has overlap > 0.9 with an older
+      model: likely a copy or a test upload. One row per such model, `other` being its closest
+      older model and `matches` how many older models pass the threshold (the seed's table held
+      one base per model; all pairs would list every close relative of every sibling).
     - `mislabeled`: a model with more than 100 downloads has overlap < 0.1 with the base its card
-      declares: likely a wrong `base_model`.
+      declares: likely a wrong `base_model`. One row per (model, declared base).
 
     Returns:
         Columns pattern, model (the derived model, or the declaring one), other, downloads,
-        overlap, identity, family, reason; sorted by pattern then model.
+        overlap, identity, family, matches, reason; sorted by pattern then model.
     """
     rows = []
     copy = df[
         (df["derived_downloads"] < copy_downloads_below) & (df["overlap"] > copy_overlap_above)
     ]
-    for r in copy.itertuples():
+    for model, group in copy.groupby("derived", sort=True):
+        r = group.loc[group["overlap"].idxmax()]
         rows.append(
             {
                 "pattern": "suspicious_copy",
-                "model": r.derived,
-                "other": r.b if r.derived == r.a else r.a,
-                "downloads": r.derived_downloads,
-                "overlap": r.overlap,
-                "identity": r.identity,
-                "family": r.derived_family,
+                "model": model,
+                "other": r["b"] if model == r["a"] else r["a"],
+                "downloads": r["derived_downloads"],
+                "overlap": r["overlap"],
+                "identity": r["identity"],
+                "family": r["derived_family"],
+                "matches": len(group),
                 "reason": f"< {copy_downloads_below:g} downloads, overlap > {copy_overlap_above:g}",
             }
         )
@@ -415,11 +450,22 @@ def suspicious_pairs(
                     "overlap": r.overlap,
                     "identity": r.identity,
                     "family": r.family_a if is_a else r.family_b,
+                    "matches": 1,
                     "reason": f"> {mislabel_downloads_above:g} downloads, overlap < "
                     f"{mislabel_overlap_below:g} with its declared base",
                 }
             )
-    columns = ["pattern", "model", "other", "downloads", "overlap", "identity", "family", "reason"]
+    columns = [
+        "pattern",
+        "model",
+        "other",
+        "downloads",
+        "overlap",
+        "identity",
+        "family",
+        "matches",
+        "reason",
+    ]
     out = pd.DataFrame(rows, columns=columns)
     return out.sort_values(["pattern", "model", "other"], ignore_index=True)
 
@@ -493,11 +539,12 @@ def lineage_map_regions(
 ) -> pd.DataFrame:
     """A copy of `df` with a `region` column (see `MAP_REGIONS`).
 
-    - "unrelated": mean overlap in [0, unrelated_below);
+    - "unrelated": mean overlap in [0, unrelated_below), whatever its std (the store keeps no
+      per-slot detail for most unrelated pairs, and none is needed to call them unrelated);
     - "partial or merged": mean overlap >= unrelated_below and overlap_std >= variable_from
       (some slots shared, others not: partial training, merges, frozen layers);
     - "clear derivative": mean overlap >= unrelated_below and overlap_std < variable_from;
-    - None where overlap or overlap_std is missing.
+    - None where the overlap is missing, or where a related pair has no overlap_std.
     """
     out = df.copy()
     out["region"] = None

@@ -140,6 +140,15 @@ def test_heatmap_cut_to_the_largest_families(df, tree, tmp_path):
     assert_figure(plot_heatmap(df, tree, tmp_path / "small", max_models=8))
 
 
+def test_lineage_map_with_pairs_lacking_detail(df, tmp_path):
+    # The store keeps no per-slot detail for most unrelated pairs.
+    partial = df.copy()
+    partial.loc[~partial["same_family"], "overlap_std"] = float("nan")
+    assert_figure(plot_lineage_map(partial, tmp_path / "map"))
+    partial["overlap_std"] = float("nan")
+    assert_figure(plot_lineage_map(partial, tmp_path / "none_drawn"), min_bytes=1_000)
+
+
 def test_layer_profile_accepts_objects(tmp_path):
     from fingerprint.compare import SlotComparison
 

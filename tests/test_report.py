@@ -360,6 +360,18 @@ def test_suspicious_lists_are_exactly_the_planted_rows(df, tmp_path):
     assert suspicious_pairs(df.iloc[0:0]).empty
 
 
+def test_suspicious_copy_is_one_row_per_model_with_its_closest_older_model(df):
+    # A second old relative above 0.9: still one row, pointing at the closer one.
+    twin = df.copy()
+    row = (twin["a"] == "org1/llama-chat") & (twin["b"] == "u1/llama-copy")
+    twin.loc[row, "overlap"] = 0.93
+    got = suspicious_pairs(twin)
+    copies = got[got["pattern"] == "suspicious_copy"]
+    assert copies[["model", "other", "matches"]].values.tolist() == [
+        ["u1/llama-copy", "meta/llama-base", 2]
+    ]
+
+
 def test_filter_strategies_keep_what_they_say(df):
     s = filter_strategies(df).set_index("strategy")
     for name, above in (("conservative", 100), ("balanced", 10)):
@@ -378,9 +390,14 @@ def test_query_pairs_is_half_open_and_regions_tile(df):
     lo = query_pairs(df, overlap_max=0.5)
     hi = query_pairs(df, overlap_min=0.5)
     assert len(lo) + len(hi) == len(df) and not set(lo.index) & set(hi.index)
-    edge = pd.DataFrame({"overlap": [0.1, 0.1], "overlap_std": [0.15, 0.1499]})
+    edge = pd.DataFrame(
+        {
+            "overlap": [0.1, 0.1, 0.05, 0.5, np.nan],
+            "overlap_std": [0.15, 0.1499, np.nan, np.nan, 0.1],
+        }
+    )
     regions = lineage_map_regions(edge)["region"].tolist()
-    assert regions == ["partial or merged", "clear derivative"]
+    assert regions == ["partial or merged", "clear derivative", "unrelated", None, None]
     r = lineage_map_regions(df).set_index(["a", "b"])["region"]
     assert r[PARTIAL_PAIR] == "partial or merged"
     assert r[COPY_PAIR] == "clear derivative"
@@ -441,3 +458,11 @@ def test_build_report_on_no_pairs(tmp_path):
     paths = build_report(empty, {"nodes": [], "edges": []}, tmp_path)
     assert "0 compared pairs" in paths.report.read_text()
     assert pd.read_csv(paths.stats_by_bucket).empty
+
+
+def test_report_says_when_there_are_no_download_counts(df, tmp_path):
+    zero = df.assign(derived_downloads=0.0, downloads_a=0.0, downloads_b=0.0, bucket="0-10")
+    paths = build_report(zero, synthetic_tree(), tmp_path, figures=False)
+    assert "Every model has 0 downloads" in paths.report.read_text()
+    normal = build_report(df, synthetic_tree(), tmp_path / "b", figures=False)
+    assert "Every model has 0 downloads" not in normal.report.read_text()
