@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.tree is None and (args.anomalies or args.pairs):
         parser.error("--anomalies and --pairs score the tool's output: give --tree too")
+    if args.tree is None and not names:
+        parser.error("nothing to score: give --tree or run at least one baseline")
 
     with tempfile.TemporaryDirectory(prefix="lineage-zoo-") as tmp:
         zoo = args.zoo
@@ -88,8 +90,6 @@ def main(argv: list[str] | None = None) -> int:
                     name=args.name,
                 )
             )
-    if not reports:
-        parser.error("nothing to score: give --tree or run at least one baseline")
     command = "python scripts/evaluate.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
