@@ -286,8 +286,9 @@ def build_graph(
             d_pq = -math.log(max(o_pq, 1e-9))
             limit = params.merge_between_declared if {p, q} <= declared else params.merge_between
             d_vq = drift(pq)
-            if max(d_vp, d_vq) < limit * d_pq and (best is None or d_vq < best[0]):
-                best = (d_vq, q)
+            score = parent_score(q, v, pq, records, params)
+            if max(d_vp, d_vq) < limit * d_pq and (best is None or score > best[0]):
+                best = (score, q)
         if best is not None:
             second[v] = best[1]
 
