@@ -98,7 +98,7 @@ def graph(zoo):
 
 def test_parents_and_relations_are_recovered(graph):
     nodes = {n.id: n for n in graph.nodes}
-    for mid, parents, how, *_ in PLAN:
+    for mid, parents, *_ in PLAN:
         assert set(nodes[mid].parents) == set(parents), mid
     relation = {n.id: n.relation for n in graph.nodes}
     assert relation["org/base"] is None and relation["org/other-base"] is None
