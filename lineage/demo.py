@@ -45,9 +45,18 @@ def run_demo(
     *,
     seed: int = 0,
     device: str = "auto",
+    zoo: str | os.PathLike[str] | None = None,
     say: Callable[[str], None] = print,
 ) -> DemoSummary:
-    """Run the offline end-to-end demo into `out` and return what it measured."""
+    """Run the offline end-to-end demo into `out` and return what it measured.
+
+    Args:
+        out: folder for everything the demo writes.
+        seed: zoo seed.
+        device: for fingerprints and all-pairs.
+        zoo: an existing zoo folder to serve instead of generating one (read only).
+        say: where progress lines go.
+    """
     started = time.monotonic()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,15 +72,17 @@ def run_demo(
     from lineage.store import Store
     from lineage.zoo import generate_zoo
 
-    zoo = out / "zoo"
-    if (
-        not (zoo / "truth.json").is_file()
-        or json.loads((zoo / "truth.json").read_text()).get("seed") != seed
-    ):
-        say(f"[1/6] generating the tiny model zoo (seed {seed}) in {zoo} ...")
-        generate_zoo(zoo, size="tiny", seed=seed)
+    if zoo is not None:
+        zoo = Path(zoo)
+        say(f"[1/6] using the model zoo in {zoo}")
     else:
-        say(f"[1/6] reusing the model zoo in {zoo}")
+        zoo = out / "zoo"
+        truth_file = zoo / "truth.json"
+        if truth_file.is_file() and json.loads(truth_file.read_text()).get("seed") == seed:
+            say(f"[1/6] reusing the model zoo in {zoo}")
+        else:
+            say(f"[1/6] generating the tiny model zoo (seed {seed}) in {zoo} ...")
+            generate_zoo(zoo, size="tiny", seed=seed)
     db_path = out / "lineage.db"
     for stale in out.glob("lineage.db*"):
         stale.unlink()
