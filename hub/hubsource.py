@@ -6,8 +6,9 @@ What is read, and what it costs:
   (`EXPAND`), paged by the API's cursor links. One request per page of models.
 - **Opening a model** (`open_hub_model`): one `paths-info` call for its weight files (sizes and
   content hashes), then the first `HEADER_PREFIX` bytes of each safetensors file by an HTTP
-  Range request (a second request only when a header is longer), validated by
-  `hub.safetensors_header`. A sharded checkpoint also costs its small index JSON.
+  Range request (a second request only when a header is longer; a file of at most
+  `WHOLE_FILE` bytes is read whole), validated by `hub.safetensors_header`. A sharded
+  checkpoint also costs its small index JSON.
 - **Windows** (`HubModel.read_range`): one Range request per slot window, at the pinned commit.
 
 Every range goes through a `WindowCache` (content-addressed, on disk) and, when the repo's
@@ -76,6 +77,7 @@ from hub.window_cache import WindowCache
 __all__ = [
     "EXPAND",
     "HEADER_PREFIX",
+    "WHOLE_FILE",
     "SORTS",
     "HubClient",
     "HubModel",
@@ -116,6 +118,9 @@ SORTS = {
 # First bytes read of every safetensors file: the 8-byte length and, nearly always, the whole
 # JSON header (a 70B shard's header is a few tens of KB). Longer headers cost one more request.
 HEADER_PREFIX = 64 * 1024
+# Files up to this size are read whole by that first request: one request instead of one per
+# window, and no byte fetched twice. The bytes are held in memory while the model is open.
+WHOLE_FILE = 1024 * 1024
 
 
 def children_filter(base_id: str, relation: str | None = None) -> str:
@@ -558,6 +563,11 @@ class _Reader:
         self.snapshot = snapshot
         self.files: dict[str, _RemoteFile] = {}
         self.stats = stats if stats is not None else ReadStats()
+        self._held: dict[str, bytes] = {}  # path -> its first bytes, already paid for
+
+    def hold(self, path: str, prefix: bytes) -> None:
+        """Keep a file's first bytes: later reads inside them cost nothing."""
+        self._held[path] = prefix
 
     def _local(self, f: _RemoteFile) -> Path | None:
         if self.snapshot is None:
@@ -574,6 +584,9 @@ class _Reader:
             raise ValueError(f"range [{start}, {end}) is outside {path} ({f.size} bytes)")
         if start == end:
             return b""
+        held = self._held.get(path)
+        if held is not None and end <= len(held):
+            return held[start:end]
         local = self._local(f)
         if local is not None:
             with open(local, "rb") as fh:
@@ -583,10 +596,10 @@ class _Reader:
                 self.stats.add(local=len(data))
                 return data
         if self.cache is not None:
-            data = self.cache.get(f.key, start, end)
-            if data is not None:
-                self.stats.add(cached=len(data))
-                return data
+            cached = self.cache.get(f.key, start, end)
+            if cached is not None:
+                self.stats.add(cached=len(cached))
+                return cached
         data, transferred = self.client.get_range(self.repo_id, self.revision, path, start, end)
         self.stats.add(fetched=transferred, requests=1)
         if self.cache is not None:
@@ -690,7 +703,9 @@ class _Opener:
     def header(self, path: str) -> SafetensorsHeader:
         f = self.reader.files[path]
         where = f"{self.repo_id}/{path}"
-        prefix = self.reader.read(path, 0, min(f.size, HEADER_PREFIX))
+        first = f.size if f.size <= WHOLE_FILE else HEADER_PREFIX
+        prefix = self.reader.read(path, 0, first)
+        self.reader.hold(path, prefix)
         n = header_length(prefix[:8], file_size=f.size, where=where, model_id=self.repo_id)
         if 8 + n <= len(prefix):
             header_json = prefix[8 : 8 + n]

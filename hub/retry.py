@@ -54,6 +54,7 @@ def transport_errors() -> tuple[type[BaseException], ...]:
 
 
 _TRANSPORT = transport_errors()
+_RETRYABLE: tuple[type[BaseException], ...] = (ShortBodyError, *_TRANSPORT)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -129,7 +130,7 @@ class RetryPolicy:
                     raise
                 asked = retry_delay(err.response.headers) if err.response is not None else None
                 problem = f"HTTP {status}"
-            except (ShortBodyError, *_TRANSPORT) as err:
+            except _RETRYABLE as err:
                 asked = None
                 problem = f"{type(err).__name__}: {_first_line(err)}"
             if attempt == self.attempts:

@@ -257,10 +257,10 @@ class SignatureIndex:
         if not ns:
             return []
         for model_id in exclude:
-            row = self._row.get(model_id)
-            if row is not None:
-                shared[row] = 0
-                ks[:, row] = 0
+            excluded = self._row.get(model_id)
+            if excluded is not None:
+                shared[excluded] = 0
+                ks[:, excluded] = 0
         has_slots = ks.any(axis=0)
         if not has_slots.any():
             return []

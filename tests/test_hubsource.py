@@ -160,6 +160,14 @@ def fast_retry(attempts: int = 6) -> RetryPolicy:
     return RetryPolicy(attempts=attempts, base_delay=0.01, max_sleep=60.0, sleep=Sleeps())
 
 
+@pytest.fixture
+def by_window(monkeypatch):
+    """Read the tiny test files window by window, as files over WHOLE_FILE are read."""
+    import hub.hubsource
+
+    monkeypatch.setattr(hub.hubsource, "WHOLE_FILE", 0)
+
+
 def resolve_bytes(server) -> int:
     """Body bytes of file downloads (weights, indexes), not API calls."""
     return sum(n for p, n in server.counters.bytes_by_path.items() if "/resolve/" in p)
@@ -304,7 +312,17 @@ def test_hub_signature_is_bit_identical_to_the_local_folder(hub_env, crawl_zoo, 
     assert model.stats.requests == server.counters.range_requests
 
 
-def test_headers_cost_one_request_per_file_and_windows_one_each(hub_env, crawl_zoo):
+def test_small_files_are_read_whole_in_one_request(hub_env, crawl_zoo):
+    server = hub_env.start(crawl_zoo)
+    model = open_hub_model("org/sharded", client=HubClient(server.url, token=False), hf_cache=False)
+    sig = compute_signature(model, device="cpu")
+    # index + two shards, each read once, whole: no window request, no byte fetched twice
+    assert server.counters.range_requests == 3 and sig.slots
+    files = crawl_zoo / "repos/org/sharded"
+    assert model.bytes_fetched == sum(p.stat().st_size for p in files.glob("model*"))
+
+
+def test_headers_cost_one_request_per_file_and_windows_one_each(hub_env, crawl_zoo, by_window):
     server = hub_env.start(crawl_zoo)
     model = open_hub_model("org/sharded", client=HubClient(server.url, token=False), hf_cache=False)
     # index (one request) + one header request per shard
@@ -358,7 +376,7 @@ def test_index_naming_a_missing_shard_is_malformed(hub_env, tmp_path):
 # ---- faults: rate limits, server errors, truncated bodies ------------------------------------
 
 
-def test_429_with_retry_after_and_5xx_are_retried(hub_env, crawl_zoo, tmp_path):
+def test_429_with_retry_after_and_5xx_are_retried(hub_env, crawl_zoo, tmp_path, by_window):
     faults = Faults(
         retry_after=7,
         fail_first=(
@@ -404,7 +422,7 @@ def test_retry_delay_headers():
     assert 0 <= retry_delay({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) <= 1
 
 
-def test_truncated_body_is_retried_and_never_cached(hub_env, crawl_zoo, tmp_path):
+def test_truncated_body_is_retried_and_never_cached(hub_env, crawl_zoo, tmp_path, by_window):
     # the first ranged GET (the header) is cut in half, then every later one passes
     faults = Faults(fail_first=(FailFirst("truncate", count=1, pattern="/resolve/"),))
     server = hub_env.start(crawl_zoo, faults=faults)
@@ -441,7 +459,7 @@ def test_always_truncated_bodies_fail_as_network_and_cache_nothing(hub_env, craw
 # ---- caches: window cache and the local HF cache ---------------------------------------------
 
 
-def test_window_cache_hits_cost_no_network(hub_env, crawl_zoo, tmp_path):
+def test_window_cache_hits_cost_no_network(hub_env, crawl_zoo, tmp_path, by_window):
     server = hub_env.start(crawl_zoo)
     cache = WindowCache(tmp_path / "cache")
     client = HubClient(server.url, token=False)
@@ -456,7 +474,9 @@ def test_window_cache_hits_cost_no_network(hub_env, crawl_zoo, tmp_path):
     assert again.bytes_fetched == 0 and again.stats.cached > 0
 
 
-def test_corrupt_or_short_cache_entries_are_ignored_and_refetched(hub_env, crawl_zoo, tmp_path):
+def test_corrupt_or_short_cache_entries_are_ignored_and_refetched(
+    hub_env, crawl_zoo, tmp_path, by_window
+):
     server = hub_env.start(crawl_zoo)
     cache = WindowCache(tmp_path / "cache")
     client = HubClient(server.url, token=False)
