@@ -135,13 +135,13 @@ def compute_signature(
     """
     params = params or SignatureParams()
     dev = resolve_device(device)
-    slots, skipped = plan_slots(
+    slots, planned_skips = plan_slots(
         source.tensor_infos(),
         max_slots=params.max_slots,
         window=params.window,
         min_elements=params.min_elements,
     )
-    skipped = list(skipped)
+    skipped = list(planned_skips)
     out: list[SlotSignature] = []
     bytes_read = 0
     for i, slot in enumerate(slots):

@@ -140,7 +140,7 @@ def run_demo(
         families=len(graph.families()),
         edges=len(graph.edges),
         anomalies=len(graph.anomalies),
-        parent_accuracy=result.parents.overall.value,
+        parent_accuracy=result.parents.overall.value or 0.0,
         family_ari=result.ari,
         pair_auc=result.pairs.auc if result.pairs else None,
         bytes_fetched=summary.bytes_fetched,

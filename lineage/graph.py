@@ -22,7 +22,7 @@ import numpy as np
 from fingerprint.compare import PairResult
 from fingerprint.signature import Signature
 from hub.records import ModelRecord
-from lineage.allpairs import DEFAULT_ALPHA, detailed_pairs, significant_pairs
+from lineage.allpairs import DEFAULT_ALPHA, PairStats, detailed_pairs, significant_pairs
 from lineage.records import Edge, LineageGraph, Node
 
 
@@ -221,7 +221,7 @@ def build_graph(
     sigs: Mapping[str, Signature],
     *,
     params: GraphParams | None = None,
-    detail: Callable[[Mapping[str, Signature], object], list[PairResult]] | None = None,
+    detail: Callable[[Mapping[str, Signature], PairStats], list[PairResult]] | None = None,
     device: str = "auto",
 ) -> LineageGraph:
     """Recover the lineage forest of the models that have signatures.
