@@ -107,6 +107,32 @@ def test_crawl_records_every_model_and_goes_on(hub_env, crawl_zoo, tmp_path):
         assert run.summary["fingerprinted"] == len(GOOD)
 
 
+def test_repo_deleted_after_the_listing_is_not_found_and_the_rest_completes(
+    hub_env, crawl_zoo, tmp_path
+):
+    zoo = copy_zoo(crawl_zoo, tmp_path / "zoo")
+    server = hub_env.start(zoo)
+    gone = "other/root"
+
+    def delete_after_first(done, total, item):
+        # one worker reads at most two models ahead: "other/root" (9th) is listed, not yet read
+        if done == 1:
+            shutil.rmtree(zoo / "repos" / gone)
+            doc = json.loads((zoo / "manifest.json").read_text())
+            doc["models"] = [m for m in doc["models"] if m["id"] != gone]
+            (zoo / "manifest.json").write_text(json.dumps(doc))
+            server.store.invalidate()
+
+    with Store(tmp_path / "db.sqlite") as store:
+        summary = run_crawl(
+            store, server, tmp_path / "cache", workers=1, progress=delete_after_first
+        )
+        rec = store.require_model(gone)
+        assert rec.status == "not_found" and "was not found on the Hub" in rec.reason
+        assert summary.skipped_by_reason["not_found"] == 2  # with org/disabled
+        assert summary.fingerprinted == len(GOOD) - 1
+
+
 def _error_bodies(server) -> int:
     """Bytes of the JSON error answers (the gated file's 401) under /resolve/ paths."""
     return sum(
