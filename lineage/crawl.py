@@ -411,7 +411,9 @@ def crawl(
         A `CrawlSummary`; the run is also recorded in the store (`store.runs()`).
 
     Raises:
-        NetworkError: the listing itself could not be read (models stored so far stay).
+        NetworkError: the listing itself could not be read, or `NETWORK_FAILURES_IN_A_ROW`
+            models in a row failed with `network` (the endpoint is down); models stored so
+            far stay.
         DeviceUnavailableError: `device="cuda"` without a GPU.
     """
     started = time.monotonic()
