@@ -81,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "model-lineage-hub/1"
     timeout = 60  # idle keep-alive connections end after this
+    # small answers otherwise wait ~40 ms for the client's delayed ACK (Nagle) on loopback
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def handle(self) -> None:

@@ -155,12 +155,6 @@ def main() -> int:
 
     from hub.faults import Faults
     from hub.server import serve
-    from hub.server_routes import _Handler
-
-    # The test server writes headers and body in two sends; with Nagle on, the body waits for
-    # the client's delayed ACK (~40 ms per request on Linux loopback), which would measure the
-    # test server, not the crawl. Real servers send without that stall.
-    _Handler.disable_nagle_algorithm = True
 
     zoo = args.dir / "zoo"
     build_zoo(zoo, args.small, args.big_layers)
