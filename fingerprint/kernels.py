@@ -23,6 +23,7 @@ if hasattr(torch, "float8_e5m2"):
     _TORCH_DTYPES["F8_E5M2"] = torch.float8_e5m2
 
 _M32 = 0xFFFFFFFF
+STATS_ELEMENTS = 1 << 16
 _POSITIVE63 = (1 << 63) - 1
 
 
@@ -70,7 +71,11 @@ def bottom_k_positions(x: torch.Tensor, k: int) -> np.ndarray:
     x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
     # The k-th smallest value is well defined whatever the ties; everything at or below it is a
     # candidate, and only those few (k plus ties) need the exact composite ranking.
-    threshold = torch.topk(x, k, largest=False, sorted=False).values.max()
+    if x.device.type == "cpu":
+        # numpy's introselect finds the same value, about twice as fast as torch.topk here
+        threshold = torch.tensor(float(np.partition(x.numpy(), k - 1)[k - 1]))
+    else:
+        threshold = torch.topk(x, k, largest=False, sorted=False).values.max()
     pos = torch.nonzero(x <= threshold).flatten()
     composite = order_keys(x[pos]) * (1 << 32) + pos
     smallest = torch.topk(composite, k, largest=False, sorted=False).values
@@ -112,6 +117,8 @@ def window_stats(
 ) -> tuple[float, float, float, float, float, bytes]:
     """(mean, std, kurtosis, absmax, distinct, 16-byte digest of the raw bytes), on the CPU.
 
+    The digest covers the whole window; the moments and `distinct` its first STATS_ELEMENTS.
+
     `distinct` is the mean fraction of distinct values per row over the first rows: about 1 for
     trained float weights, far lower for weights rounded onto a quantization grid (int8: at
     most 255 levels per row, 4-bit: 16 per group), which is how a quantize/dequantize round trip
@@ -120,17 +127,20 @@ def window_stats(
     Floating reductions differ in the last bits between devices, so stats always come from numpy
     in float64: the signature is then identical wherever it was computed.
     """
-    v = x.cpu().numpy().astype(np.float64)
-    digest = hashlib.blake2b(raw, digest_size=16).digest()
+    # SHA-256 runs on the CPU's SHA instructions: 2.5x faster than BLAKE2b here
+    digest = hashlib.sha256(raw).digest()[:16]
+    # moments from a prefix of STATS_ELEMENTS: they are cues, and a prefix keeps them cheap
+    v = x[:STATS_ELEMENTS].cpu().numpy().astype(np.float64)
     distinct = distinct_fraction(v, cols)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return 0.0, 0.0, 0.0, 0.0, distinct, digest
     mean = float(v.mean())
     centred = v - mean
-    var = float(np.mean(centred * centred))
+    sq = centred * centred
+    var = float(np.mean(sq))
     std = var**0.5
-    kurt = float(np.mean(centred**4) / (var * var)) if var > 0 else 0.0
+    kurt = float(np.mean(sq * sq) / (var * var)) if var > 0 else 0.0
     return mean, std, kurt, float(np.abs(v).max()), distinct, digest
 
 
