@@ -38,7 +38,7 @@ class PairStats:
     pairs_tested: int
     alpha_pair: float
     mode: str
-    # same-architecture pairs that are not significant, as (i, j, overlap, p_value) arrays:
+    # pairs sharing slots that are not significant, as (i, j, overlap, p_value) arrays:
     # kept in exact mode only, for reports and calibration plots
     background: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -213,12 +213,15 @@ def significant_pairs(
         if not slots:
             continue
         p = significance.combined_tail(int(c), slots)
+        o = c * rate / sum(k for _, k in full)
         if p <= alpha_pair:
             out_i.append(np.array([i]))
             out_j.append(np.array([j]))
             out_c.append(np.array([c]))
             out_p.append(np.array([p]))
-            out_o.append(np.array([c * rate / sum(k for _, k in full)]))
+            out_o.append(np.array([o]))
+        elif mode == "exact":
+            bg.append((np.array([i]), np.array([j]), np.array([o]), np.array([p])))
     cat = np.concatenate if out_i else (lambda _: np.zeros(0))
     return PairStats(
         ids,

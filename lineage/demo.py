@@ -108,6 +108,25 @@ def run_demo(
         exports = out / "exports"
         for fmt in FORMATS:
             files += export(graph, fmt, exports / f"tree.{fmt}")
+        pairs_path = exports / "pairs.json"
+        pairs_path.write_text(
+            json.dumps(
+                [
+                    {
+                        "a": p.a,
+                        "b": p.b,
+                        "overlap": p.overlap,
+                        "identity": p.identity,
+                        "p_value": p.p_value,
+                        "verdict": p.verdict,
+                    }
+                    for p in store.pairs()
+                ],
+                indent=1,
+            )
+            + "\n"
+        )
+        files.append(pairs_path)
         anomalies_path = exports / "anomalies.json"
         anomalies_path.write_text(
             json.dumps([a.to_dict() for a in graph.anomalies], indent=2) + "\n"
