@@ -1,0 +1,57 @@
+"""Copy the demo's figures into docs/figures/ and link them from README.md.
+
+    lineage demo --out demo-out && python scripts/readme_figures.py demo-out
+
+The README shows figures the demo generated, never hand-drawn ones; re-run this after changing
+the plots or the graph layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+BEGIN, END = "<!-- readme-figures:begin -->", "<!-- readme-figures:end -->"
+FIGURES = [
+    ("tree_aurora-labs_Aurora-Base.png", "The largest recovered family of the demo zoo: layered by generation, "
+     "node size by downloads, colour by relation, edge width by overlap, anomalies in red."),
+    ("heatmap.png", "Bottom-k overlap between every pair, ordered by recovered family (log colour scale)."),
+    ("downloads_vs_overlap.png", "The seed study's figure: derived-model downloads against overlap, "
+     "same vs different family, with trend lines."),
+    ("lineage_map.png", "The lineage map: mean overlap across slots against its variability, "
+     "with the regions of the cartography note."),
+]  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("demo", type=Path, help="the demo's --out folder")
+    ap.add_argument("--readme", type=Path, default=Path("README.md"))
+    ap.add_argument("--dest", type=Path, default=Path("docs/figures"))
+    args = ap.parse_args()
+    source = args.demo / "report" / "figures"
+    missing = [name for name, _ in FIGURES if not (source / name).is_file()]
+    if missing:
+        print(
+            f"error: {source} lacks {', '.join(missing)}; run `lineage demo --out {args.demo}` first",
+            file=sys.stderr,
+        )
+        return 1
+    args.dest.mkdir(parents=True, exist_ok=True)
+    lines = [BEGIN]
+    for name, caption in FIGURES:
+        shutil.copyfile(source / name, args.dest / name)
+        rel = (args.dest / name).as_posix()
+        lines += [f"![{caption}]({rel})", f"*{caption}*", ""]
+    lines.append(END)
+    text = args.readme.read_text()
+    head, rest = text.split(BEGIN, 1)
+    args.readme.write_text(head + "\n".join(lines) + rest.split(END, 1)[1])
+    print(f"copied {len(FIGURES)} figures to {args.dest} and updated {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
