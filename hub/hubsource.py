@@ -51,7 +51,6 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import _pagination, build_hf_headers, hf_raise_for_status, http_backoff
 
-from fingerprint.protocol import TensorInfo
 from hub.card import declared_bases
 from hub.errors import (
     GatedModelError,
@@ -66,12 +65,13 @@ from hub.local import (
     _SINGLE_NAMES,
     ADAPTER_NAME,
     PICKLE_SUFFIXES,
+    TensorIndex,
     _index_tensors,
     _Located,
 )
 from hub.records import ModelRecord
 from hub.retry import RetryPolicy, ShortBodyError, transport_errors
-from hub.safetensors_header import SafetensorsHeader, TensorEntry, header_length, parse_header
+from hub.safetensors_header import SafetensorsHeader, header_length, parse_header
 from hub.window_cache import WindowCache
 
 __all__ = [
@@ -733,7 +733,7 @@ def _no_safetensors(repo_id: str, names: list[str]) -> NoSafetensorsError:
 # ---- the model ---------------------------------------------------------------------------------
 
 
-class HubModel:
+class HubModel(TensorIndex):
     """A model on the Hub at one commit; satisfies `fingerprint.protocol.TensorSource`.
 
     Attributes:
@@ -759,10 +759,6 @@ class HubModel:
         self._reader = reader
 
     @property
-    def model_id(self) -> str:
-        return self.record.id
-
-    @property
     def revision(self) -> str:
         return self._reader.revision
 
@@ -774,23 +770,6 @@ class HubModel:
     def bytes_fetched(self) -> int:
         return self._reader.stats.fetched
 
-    def tensor_infos(self) -> Sequence[TensorInfo]:
-        """Every tensor, sorted by name."""
-        return [
-            TensorInfo(name=n, dtype=loc.entry.dtype, shape=loc.entry.shape)
-            for n, loc in sorted(self._tensors.items())
-        ]
-
-    def entry(self, name: str) -> TensorEntry:
-        """Where tensor `name` lies in its file (absolute offsets); KeyError if unknown."""
-        return self._locate(name).entry
-
-    def _locate(self, name: str) -> _Located:
-        try:
-            return self._tensors[name]
-        except KeyError:
-            raise KeyError(f"{self.model_id} has no tensor named {name!r}") from None
-
     def read_range(self, name: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of tensor `name`'s data, offsets relative to its first byte.
 
@@ -799,13 +778,7 @@ class HubModel:
             ValueError: the range is not within the tensor.
             HubError: the bytes could not be read (gated, network, ...).
         """
-        loc = self._locate(name)
-        size = loc.entry.nbytes
-        if not (0 <= start <= end <= size):
-            raise ValueError(
-                f"range [{start}, {end}) is outside tensor {name!r} of {self.model_id} ({size} bytes)"
-            )
-        return self._reader.read(loc.file, loc.entry.start + start, loc.entry.start + end)
+        return self._reader.read(*self.locate_range(name, start, end))
 
     def __repr__(self) -> str:
         return f"HubModel({self.model_id!r}, revision={self.revision!r}, files={len(self.files)})"

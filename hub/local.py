@@ -249,7 +249,53 @@ def _build_record(
     )
 
 
-class LocalModel:
+class TensorIndex:
+    """Where each tensor of a model lies: what LocalModel and hub.hubsource.HubModel share.
+
+    Subclasses set `record` and `_tensors` and implement `read_range` on top of `locate_range`.
+    """
+
+    record: ModelRecord
+    _tensors: dict[str, _Located]
+
+    @property
+    def model_id(self) -> str:
+        return self.record.id
+
+    def tensor_infos(self) -> Sequence[TensorInfo]:
+        """Every tensor, sorted by name."""
+        return [
+            TensorInfo(name=n, dtype=loc.entry.dtype, shape=loc.entry.shape)
+            for n, loc in sorted(self._tensors.items())
+        ]
+
+    def entry(self, name: str) -> TensorEntry:
+        """Where tensor `name` lies in its file (absolute offsets); KeyError if unknown."""
+        return self._locate(name).entry
+
+    def _locate(self, name: str) -> _Located:
+        try:
+            return self._tensors[name]
+        except KeyError:
+            raise KeyError(f"{self.model_id} has no tensor named {name!r}") from None
+
+    def locate_range(self, name: str, start: int, end: int) -> tuple[str, int, int]:
+        """(file, absolute start, absolute end) of bytes [start, end) of tensor `name`.
+
+        Raises:
+            KeyError: no such tensor.
+            ValueError: the range is not within the tensor.
+        """
+        loc = self._locate(name)
+        size = loc.entry.nbytes
+        if not (0 <= start <= end <= size):
+            raise ValueError(
+                f"range [{start}, {end}) is outside tensor {name!r} of {self.model_id} ({size} bytes)"
+            )
+        return loc.file, loc.entry.start + start, loc.entry.start + end
+
+
+class LocalModel(TensorIndex):
     """A model in a local folder; satisfies `fingerprint.protocol.TensorSource`.
 
     Attributes:
@@ -277,29 +323,8 @@ class LocalModel:
         self.bytes_read = sum(8 + h.header_len for h in headers.values())
 
     @property
-    def model_id(self) -> str:
-        return self.record.id
-
-    @property
     def revision(self) -> str:
         return self.record.revision or ""
-
-    def tensor_infos(self) -> Sequence[TensorInfo]:
-        """Every tensor, sorted by name."""
-        return [
-            TensorInfo(name=n, dtype=loc.entry.dtype, shape=loc.entry.shape)
-            for n, loc in sorted(self._tensors.items())
-        ]
-
-    def entry(self, name: str) -> TensorEntry:
-        """Where tensor `name` lies in its file (absolute offsets); KeyError if unknown."""
-        return self._locate(name).entry
-
-    def _locate(self, name: str) -> _Located:
-        try:
-            return self._tensors[name]
-        except KeyError:
-            raise KeyError(f"{self.model_id} has no tensor named {name!r}") from None
 
     def read_range(self, name: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of tensor `name`'s data, offsets relative to its first byte.
@@ -309,23 +334,18 @@ class LocalModel:
             ValueError: the range is not within the tensor.
             MalformedFileError: the file is shorter than its header says (changed on disk).
         """
-        loc = self._locate(name)
-        size = loc.entry.nbytes
-        if not (0 <= start <= end <= size):
-            raise ValueError(
-                f"range [{start}, {end}) is outside tensor {name!r} of {self.model_id} ({size} bytes)"
-            )
-        with open(self.path / loc.file, "rb") as f:
-            f.seek(loc.entry.start + start)
-            data = f.read(end - start)
+        file, first, last = self.locate_range(name, start, end)
+        with open(self.path / file, "rb") as f:
+            f.seek(first)
+            data = f.read(last - first)
         with self._lock:
             self.bytes_read += len(data)
         if len(data) != end - start:
             raise MalformedFileError(
-                f"{loc.file} of {self.model_id} ended before the data of {name!r}; "
+                f"{file} of {self.model_id} ended before the data of {name!r}; "
                 "re-download the file or re-export it with safetensors.",
                 model_id=self.model_id,
-                path=str(self.path / loc.file),
+                path=str(self.path / file),
             )
         return data
 
