@@ -20,16 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
-ANOMALY_KINDS = (
-    "declared_base_mismatch",
-    "missing_base",
-    "reupload",
-    "suspicious_copy",
-    "mislabeled",
-    "undeclared_merge",
-)
-RELATIONS = ("finetune", "adapter", "partial", "copy", "quantized", "merge")
-
+from lineage.records import ANOMALY_KINDS, RELATIONS
 
 # ---------------------------------------------------------------------------------------------
 # Records and loaders

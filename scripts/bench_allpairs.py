@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BEGIN, END = "<!-- bench_allpairs:begin -->", "<!-- bench_allpairs:end -->"
+from benchdoc import write_section  # noqa: E402
 
 
 def one(n_models: int, n_families: int) -> dict:
@@ -99,14 +100,7 @@ def main() -> int:
     )
     print(text)
     if args.out:
-        doc = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
-        block = f"{BEGIN}\n## All pairs at scale\n\n{text}\n{END}"
-        if BEGIN in doc:
-            head_, rest = doc.split(BEGIN, 1)
-            doc = head_ + block + rest.split(END, 1)[1]
-        else:
-            doc = doc.rstrip() + "\n\n" + block + "\n"
-        args.out.write_text(doc)
+        write_section(args.out, "bench_allpairs", "All pairs at scale", text)
     return 0
 
 

@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BEGIN, END = "<!-- bench_crawl:begin -->", "<!-- bench_crawl:end -->"
+from benchdoc import write_section  # noqa: E402
 
 
 def llama_shapes(hidden: int, inter: int, vocab: int, layers: int) -> list[tuple[str, tuple]]:
@@ -246,14 +247,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        doc = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
-        block = f"{BEGIN}\n## Crawling a Hub\n\n{text}\n{END}"
-        if BEGIN in doc:
-            head, rest = doc.split(BEGIN, 1)
-            doc = head + block + rest.split(END, 1)[1]
-        else:
-            doc = doc.rstrip() + "\n\n" + block + "\n"
-        args.out.write_text(doc)
+        write_section(args.out, "bench_crawl", "Crawling a Hub", text)
     return 0
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BEGIN, END = "<!-- bench_fingerprint:begin -->", "<!-- bench_fingerprint:end -->"
+from benchdoc import write_section  # noqa: E402
 
 
 def write_checkpoint(path: Path, gigabytes: float, dtype: str) -> int:
@@ -182,14 +183,7 @@ def main() -> int:
     )
     print(text)
     if args.out:
-        doc = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
-        block = f"{BEGIN}\n## Fingerprinting a large local file\n\n{text}\n{END}"
-        if BEGIN in doc:
-            head, rest = doc.split(BEGIN, 1)
-            doc = head + block + rest.split(END, 1)[1]
-        else:
-            doc = doc.rstrip() + "\n\n" + block + "\n"
-        args.out.write_text(doc)
+        write_section(args.out, "bench_fingerprint", "Fingerprinting a large local file", text)
     return 0
 
 
