@@ -176,16 +176,29 @@ def _index_tensors(
     return out
 
 
-def _content_id(headers: dict[str, SafetensorsHeader]) -> str:
-    """sha1 over each weight file's name, size and header bytes: cheap, no data read.
+# samples of the data section hashed into a local revision: catches weights changed in place
+REVISION_SAMPLES = 64
+REVISION_SAMPLE_BYTES = 1024
 
-    Two folders whose headers match byte for byte but whose data differ get the same id; the
-    fingerprint, not this id, tells their weights apart.
+
+def _content_id(root: Path, headers: dict[str, SafetensorsHeader]) -> str:
+    """sha1 over each weight file's name, size, header and 64 KiB sampled across its data.
+
+    Deterministic (two copies of a model get the same id) and cheap (64 small reads per
+    file), and it changes when weights are rewritten in place with the same shapes, which a
+    header-only id would miss.
     """
     h = hashlib.sha1()
     for rel in sorted(headers):
         hd = headers[rel]
         h.update(f"{rel}\0{hd.file_size}\0{hd.digest}\n".encode())
+        size = hd.file_size or 0
+        start = hd.data_start
+        span = max(0, size - start - REVISION_SAMPLE_BYTES)
+        with open(root / rel, "rb") as f:
+            for i in range(REVISION_SAMPLES):
+                f.seek(start + span * i // max(1, REVISION_SAMPLES - 1))
+                h.update(f.read(REVISION_SAMPLE_BYTES))
     return h.hexdigest()
 
 
@@ -233,7 +246,7 @@ def _build_record(
         extra["adapter_base"] = adapter_base
     return ModelRecord(
         id=model_id,
-        revision=revision or _content_id(headers),
+        revision=revision or _content_id(root, headers),
         author=model_id.split("/", 1)[0] if "/" in model_id else None,
         created_at=_text(card.get("created_at") or card.get("createdAt")),
         last_modified=_text(card.get("last_modified") or card.get("lastModified")),
@@ -395,7 +408,13 @@ def open_local_model(
     headers = {rel: read_header(root / rel, model_id=mid) for _, fs, _ in groups for rel in fs}
     tensors = _index_tensors(groups, headers, mid)
     record = _build_record(root, mid, headers, adapter=adapter, source=source, revision=revision)
-    return LocalModel(root, record, headers, tensors)
+    model = LocalModel(root, record, headers, tensors)
+    if revision is None:  # the content id sampled the data: count those reads too
+        model.bytes_read += sum(
+            min(REVISION_SAMPLES * REVISION_SAMPLE_BYTES, (h.file_size or 0) - h.data_start)
+            for h in headers.values()
+        )
+    return model
 
 
 def _is_model_dir(p: Path) -> bool:

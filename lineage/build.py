@@ -77,8 +77,12 @@ def cached_pairs(
     records: Mapping[str, ModelRecord],
     sigs: Mapping[str, Signature],
     stats: PairStats,
+    counter: dict[str, int] | None = None,
 ) -> list[PairResult]:
-    """Detailed results for every significant pair, from the store when current."""
+    """Detailed results for every significant pair, from the store when current.
+
+    `counter["compared"]` (when given) is increased by the comparisons actually computed.
+    """
     cache = {(r.a, r.b): r for r in store.pairs()}
     out, fresh = [], []
     for i, j in zip(stats.i.tolist(), stats.j.tolist(), strict=True):
@@ -99,6 +103,8 @@ def cached_pairs(
         out.append(p)
     if fresh:
         store.put_pairs(_row(p, records) for p in fresh)
+    if counter is not None:
+        counter["compared"] = counter.get("compared", 0) + len(fresh)
     if stats.background is not None:
         # unrelated same-architecture pairs, for reports: full per-slot detail while that is
         # cheap, the overlap alone beyond
@@ -109,6 +115,8 @@ def cached_pairs(
             if "result"
             not in getattr(cache.get(tuple(sorted((stats.ids[i], stats.ids[j])))), "detail", {})
         ]
+        if counter is not None and len(todo) <= BACKGROUND_DETAIL:
+            counter["compared"] += len(todo)
         if len(todo) <= BACKGROUND_DETAIL:
             store.put_pairs(
                 _row(compare(sigs[a], sigs[b], alpha=stats.alpha_pair), records)
@@ -137,19 +145,26 @@ def cached_pairs(
 def build_lineage(
     store: Store, *, params: GraphParams | None = None, device: str = "auto"
 ) -> LineageGraph:
-    """Recover the lineage of everything the store holds a current signature for."""
+    """Recover the lineage of everything the store holds a current signature for.
+
+    `graph.params["pairs_compared"]` says how many pair comparisons this call computed (the
+    rest came from the store's cache).
+    """
     records, sigs = load_inputs(store)
     if not sigs:
         raise LineageError(
             "no fingerprinted models in the database; run `lineage add PATH` or `lineage crawl` first"
         )
-    return build_graph(
+    counter = {"compared": 0}
+    graph = build_graph(
         records,
         sigs,
         params=params,
         device=device,
-        detail=lambda s, stats: cached_pairs(store, records, s, stats),
+        detail=lambda s, stats: cached_pairs(store, records, s, stats, counter),
     )
+    graph.params["pairs_compared"] = counter["compared"]
+    return graph
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,3 +224,29 @@ def test_significant_pairs_stay_within_families(exact_limit):
     assert pairs
     assert all(family[stats.ids[i]] == family[stats.ids[j]] for i, j in pairs)
     assert np.all(stats.p_value <= stats.alpha_pair)
+
+
+def test_pair_results_are_cached_and_recomputed_only_for_changed_models(tmp_path):
+    from lineage import pipeline
+    from lineage.build import build_lineage
+    from lineage.store import Store
+
+    zoo = tmp_path / "zoo"
+    base = llama_tensors(1, layers=1)
+    write_model(zoo / "org/a", base)
+    write_model(zoo / "org/b", noisy(base, 0.2, seed=1))
+    write_model(zoo / "org/c", noisy(base, 0.2, seed=2))
+    write_model(zoo / "org/d", llama_tensors(9, layers=1))
+    with Store(tmp_path / "l.db") as store:
+        pipeline.add_local(store, [zoo])
+        pipeline.fingerprint_models(store, device="cpu")
+        first = build_lineage(store, device="cpu")
+        assert first.params["pairs_compared"] == 6  # every pair once: related or background
+        again = build_lineage(store, device="cpu")
+        assert again.params["pairs_compared"] == 0
+        assert again.to_json() == first.to_json() | {"params": again.to_json()["params"]}
+        write_model(zoo / "org/c", noisy(base, 0.3, seed=3))  # c changes
+        pipeline.add_local(store, [zoo])
+        pipeline.fingerprint_models(store, device="cpu")
+        third = build_lineage(store, device="cpu")
+        assert third.params["pairs_compared"] == 3  # only the pairs with c
