@@ -11,6 +11,7 @@ the edges the graph keeps is done by `detailed_pairs`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -74,7 +75,10 @@ def _design(
 def _cooccurrence(x: sp.csr_matrix, device: str) -> sp.coo_matrix:
     """Upper triangle of X X^T (pairs i < j with at least one shared column)."""
     if device == "cuda":
-        return _cooccurrence_cuda(x)
+        try:
+            return _cooccurrence_cuda(x)
+        except (RuntimeError, MemoryError) as e:  # e.g. out of GPU memory for a huge store
+            print(f"warning: GPU co-occurrence failed ({e}); counting on the CPU", file=sys.stderr)
     return _cooccurrence_cpu(x)
 
 

@@ -250,3 +250,15 @@ def test_pair_results_are_cached_and_recomputed_only_for_changed_models(tmp_path
         pipeline.fingerprint_models(store, device="cpu")
         third = build_lineage(store, device="cpu")
         assert third.params["pairs_compared"] == 3  # only the pairs with c
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_cooccurrence_equals_cpu():
+    from lineage.allpairs import _cooccurrence_cuda
+
+    sigs, _ = synthetic_signatures(150, 5, slots=6, seed=5)
+    ordered = [sigs[k] for k in sorted(sigs)]
+    slot_ids = {k: i for i, k in enumerate(sorted({s.key for g in ordered for s in g.slots}))}
+    x = _design(ordered, slot_ids, 1 << 18, 1)
+    assert (_cooccurrence_cuda(x).tocsr() != _cooccurrence_cpu(x).tocsr()).nnz == 0
