@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -46,9 +47,12 @@ class GraphParams:
     candidates: int = 16
     detail_all: int = 50_000
     # a merge's drift to each parent is below this share of the parents' drift to each other
-    merge_between: float = 0.75
+    merge_between: float = 0.6
     # ... or below this share when the card declares both parents
     merge_between_declared: float = 0.95
+    # two fine-tunes of the main parent make a merge only if the child is no closer to that
+    # parent than this share of its drift to them
+    merge_far: float = 0.8
     # a slot with fewer distinct values per row than this share is on a quantization grid,
     # and a model with this share of such slots is quantized
     coarse_distinct: float = 0.6
@@ -57,6 +61,11 @@ class GraphParams:
     # in drift units (-ln overlap): see `parent_score`
     declared: float = 0.05
     download_deficit: float = 0.02
+    # drift is divided by 1 + popularity x log10(1 + the candidate's downloads)
+    popularity: float = 0.3
+    # orientation from a download gap of 10x or more: this much per decade, capped
+    downloads_orientation: float = 0.75
+    downloads_orientation_cap: float = 2.5
     confidence: Confidence = Confidence()
 
 
@@ -142,7 +151,9 @@ def orientation(
     du, dv = ru.downloads or 0, rv.downloads or 0
     ratio = math.log10((1 + du) / (1 + dv))
     if abs(ratio) >= 1:
-        score += math.copysign(min(1.5, 0.5 * abs(ratio)), ratio)
+        # a model used 1,000x less than another is rarely its parent, whatever the dates say
+        cap = params.downloads_orientation_cap
+        score += math.copysign(min(cap, params.downloads_orientation * abs(ratio)), ratio)
     # last resort: the more kurtotic (less trained) model first, by a hair
     score += 1e-3 * math.tanh(_mean_kurtosis(su) - _mean_kurtosis(sv))
     return score
@@ -153,7 +164,8 @@ def parent_score(
 ) -> float:
     """How well u explains v as its parent: closeness of weights plus the declared base, less
     a penalty when u is much less used than v. In drift units."""
-    score = -drift(pair)
+    # most derivatives on the Hub hang off widely used models: near-ties go to the popular one
+    score = -drift(pair) / (1.0 + params.popularity * math.log10(1 + (records[u].downloads or 0)))
     if any(b.id == u for b in records[v].declared_bases):
         score += params.declared
     deficit = math.log10(1 + (records[v].downloads or 0)) - math.log10(
@@ -270,27 +282,47 @@ def build_graph(
             out.add(x)
         return out
 
+    def between(q1: str, q2: str, d1: float, d2: float, declared: set[str]) -> bool:
+        # a merge sits between its parents: closer to each than they are to each other
+        d12 = -math.log(max(overlap.get(frozenset((q1, q2)), 0.0), 1e-9))  # absent: chance
+        limit = params.merge_between_declared if {q1, q2} <= declared else params.merge_between
+        return max(d1, d2) < limit * d12
+
     second: dict[str, str] = {}
     for v, p in sorted(parent.items()):
         d_vp = drift(by_pair[frozenset((p, v))])
         declared = {b.id for b in records[v].declared_bases}
-        best = None
-        for q in cand.predecessors(v):
-            if q == p or q in ancestors(p) or p in ancestors(q) or v in ancestors(q):
+        cands = [
+            (q, by_pair[frozenset((q, v))])
+            for q in sorted(cand.predecessors(v))
+            if q != p and v not in ancestors(q) and frozenset((q, v)) in by_pair
+        ]
+        best: tuple[float, str, str] | None = None
+        # (a) the main parent and one from another line
+        for q, pq in cands:
+            if q in ancestors(p) or p in ancestors(q):
                 continue
-            pq = by_pair.get(frozenset((q, v)))
-            if pq is None:
-                continue
-            # a merge sits between its parents: closer to each than they are to each other
-            o_pq = overlap.get(frozenset((p, q)), 0.0)  # not significant: about chance
-            d_pq = -math.log(max(o_pq, 1e-9))
-            limit = params.merge_between_declared if {p, q} <= declared else params.merge_between
-            d_vq = drift(pq)
             score = parent_score(q, v, pq, records, params)
-            if max(d_vp, d_vq) < limit * d_pq and (best is None or score > best[0]):
-                best = (score, q)
+            if between(p, q, d_vp, drift(pq), declared) and (best is None or score > best[0]):
+                best = (score, p, q)
+        # (b) two fine-tunes of the main parent averaged: the average lies as far from their
+        # parent as from either of them, unlike a fine-tune of that parent
+        if best is None:
+            below = [(q, pq) for q, pq in cands if p in ancestors(q)]
+            for (q1, p1), (q2, p2) in itertools.combinations(below, 2):
+                if q1 in ancestors(q2) or q2 in ancestors(q1):
+                    continue
+                d1, d2 = drift(p1), drift(p2)
+                if not between(q1, q2, d1, d2, declared) or d_vp < params.merge_far * max(d1, d2):
+                    continue
+                s1, s2 = (
+                    parent_score(q1, v, p1, records, params),
+                    parent_score(q2, v, p2, records, params),
+                )
+                if best is None or s1 + s2 > best[0]:
+                    best = (s1 + s2, *((q1, q2) if s1 >= s2 else (q2, q1)))
         if best is not None:
-            second[v] = best[1]
+            parent[v], second[v] = best[1], best[2]
 
     forest = nx.Graph()
     forest.add_nodes_from(sigs)
