@@ -302,7 +302,8 @@ def build_graph(
         for q, pq in cands:
             if q in ancestors(p) or p in ancestors(q):
                 continue
-            score = parent_score(q, v, pq, records, params)
+            # among candidates that fit, the card's own choice first, then the closest
+            score = (q in declared) - drift(pq)
             if between(p, q, d_vp, drift(pq), declared) and (best is None or score > best[0]):
                 best = (score, p, q)
         # (b) two fine-tunes of the main parent averaged: the average lies as far from their
@@ -315,10 +316,7 @@ def build_graph(
                 d1, d2 = drift(p1), drift(p2)
                 if not between(q1, q2, d1, d2, declared) or d_vp < params.merge_far * max(d1, d2):
                     continue
-                s1, s2 = (
-                    parent_score(q1, v, p1, records, params),
-                    parent_score(q2, v, p2, records, params),
-                )
+                s1, s2 = (q1 in declared) - d1, (q2 in declared) - d2
                 if best is None or s1 + s2 > best[0]:
                     best = (s1 + s2, *((q1, q2) if s1 >= s2 else (q2, q1)))
         if best is not None:
