@@ -18,7 +18,7 @@ def test_demo_recovers_the_zoo_and_writes_everything(tiny_zoo, tmp_path, monkeyp
     lines: list[str] = []
     d = run_demo(tmp_path / "out", zoo=tiny_zoo, device="cpu", say=lines.append)
     assert d.models == 52 and d.families == 5
-    assert d.parent_accuracy >= 0.88
+    assert d.parent_accuracy >= 0.95
     assert d.family_ari >= 0.95
     assert d.pair_auc is not None and d.pair_auc >= 0.99
     assert d.bytes_fetched > 0
@@ -39,7 +39,7 @@ def test_demo_recovers_the_zoo_and_writes_everything(tiny_zoo, tmp_path, monkeyp
     found = {(a["model"], a["kind"]) for a in anomalies}
     planted = {(a["model"], a["kind"]) for a in truth}
     assert len(found & planted) / len(found) >= 0.9  # precision
-    assert len(found & planted) / len(planted) >= 0.85  # recall
+    assert len(found & planted) / len(planted) >= 0.9  # recall
     assert "| tool |" in (out / "evaluation.md").read_text()
     assert (out / "report" / "report.md").is_file()
     assert any(p.suffix == ".png" for p in d.files)
