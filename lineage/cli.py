@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from lineage.pipeline import USER_ERRORS
+    from lineage.errors import user_errors
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args, None))
         with Store(args.db or default_db_path()) as store:
             return int(args.func(args, store))
-    except USER_ERRORS as e:
+    except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -33,3 +33,11 @@ class UnknownModelError(LineageError):
             )
         super().__init__(message)
         self.model_id = model_id
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Everything the CLI reports as one line and exit code 1 (light imports: no torch)."""
+    from fingerprint.errors import FingerprintError
+    from hub.errors import HubError
+
+    return (LineageError, HubError, FingerprintError)

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fingerprint.compare import DEFAULT_ALPHA, PairResult, compare
-from fingerprint.errors import FingerprintError
 from fingerprint.protocol import TensorSource
 from fingerprint.signature import Signature, SignatureParams, compute_signature
 from hub.errors import HubError
 from hub.local import find_model_dirs, open_local_model
 from hub.records import ModelRecord
-from lineage.errors import LineageError, UnknownModelError
+from lineage.errors import UnknownModelError
 from lineage.store import Store
 
 Progress = Callable[[int, int, str], None]
@@ -220,7 +219,3 @@ def compare_refs(
     sig_a = resolve_signature(store, a, device=device)
     sig_b = resolve_signature(store, b, device=device)
     return compare(sig_a, sig_b, alpha=alpha)
-
-
-# Errors a command reports as one line and exit code 1.
-USER_ERRORS = (LineageError, HubError, FingerprintError)
