@@ -1,0 +1,35 @@
+"""Pure computation on tensors: slot plans, signatures, comparisons, significance.
+
+The public surface is `__all__`; names load lazily, so importing the package costs nothing
+until one is used (torch comes with the first signature).
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "TensorInfo": "fingerprint.protocol",
+    "TensorSource": "fingerprint.protocol",
+    "SignatureParams": "fingerprint.signature",
+    "Signature": "fingerprint.signature",
+    "SlotSignature": "fingerprint.signature",
+    "compute_signature": "fingerprint.signature",
+    "compare": "fingerprint.compare",
+    "PairResult": "fingerprint.compare",
+    "SlotComparison": "fingerprint.compare",
+    "resolve_device": "fingerprint.device",
+    "FingerprintError": "fingerprint.errors",
+    "IncompatibleSignaturesError": "fingerprint.errors",
+    "SignatureFormatError": "fingerprint.errors",
+    "DeviceUnavailableError": "fingerprint.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'fingerprint' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,47 @@
+"""Lineage of models: store, all-pairs, graph, anomalies, exports, reports, CLI.
+
+Everything the CLI does is one of these calls. The public surface is `__all__`; names load
+lazily, so `lineage --help` imports no heavy library.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "Store": "lineage.store",
+    "add_local": "lineage.pipeline",
+    "fingerprint_models": "lineage.pipeline",
+    "compare_refs": "lineage.pipeline",
+    "crawl": "lineage.crawl",
+    "scan": "lineage.crawl",
+    "build_lineage": "lineage.build",
+    "audit": "lineage.build",
+    "build_graph": "lineage.graph",
+    "GraphParams": "lineage.graph",
+    "Confidence": "lineage.graph",
+    "significant_pairs": "lineage.allpairs",
+    "LineageGraph": "lineage.records",
+    "Node": "lineage.records",
+    "Edge": "lineage.records",
+    "Anomaly": "lineage.records",
+    "export": "lineage.export",
+    "to_networkx": "lineage.export",
+    "build_report": "lineage.report",
+    "pairs_frame": "lineage.report",
+    "write_all_figures": "lineage.plots",
+    "generate_zoo": "lineage.zoo",
+    "run_demo": "lineage.demo",
+    "LineageError": "lineage.errors",
+    "StoreError": "lineage.errors",
+    "UnknownModelError": "lineage.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lineage' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
