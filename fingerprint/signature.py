@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,17 +145,27 @@ def compute_signature(
         min_elements=params.min_elements,
     )
     skipped = list(planned_skips)
+    readable = []
+    for slot in slots:
+        if kernels.supported_dtype(slot.dtype):
+            readable.append(slot)
+        else:
+            skipped.append((slot.tensor, f"dtype {slot.dtype} not supported by this torch"))
     out: list[SlotSignature] = []
     bytes_read = 0
-    for i, slot in enumerate(slots):
-        if not kernels.supported_dtype(slot.dtype):
-            skipped.append((slot.tensor, f"dtype {slot.dtype} not supported by this torch"))
-            continue
-        raw = source.read_range(slot.tensor, slot.start, slot.end)
-        bytes_read += len(raw)
-        out.append(_slot_signature(slot, raw, params, dev))
-        if on_slot is not None:
-            on_slot(i + 1, len(slots))
+    # Sources that say they can (local files) read a few windows ahead while one is hashed:
+    # on a cold disk the reads, not the hashing, take the time.
+    ahead = max(1, int(getattr(source, "parallel_reads", 1)))
+    with ThreadPoolExecutor(max_workers=ahead) as pool:
+        pending = (pool.submit(source.read_range, s.tensor, s.start, s.end) for s in readable)
+        window: deque = deque(itertools.islice(pending, ahead))
+        for i, slot in enumerate(readable):
+            raw = window.popleft().result()
+            window.extend(itertools.islice(pending, 1))
+            bytes_read += len(raw)
+            out.append(_slot_signature(slot, raw, params, dev))
+            if on_slot is not None:
+                on_slot(i + 1, len(readable))
     return Signature(
         params=params,
         slots=tuple(out),

@@ -334,6 +334,8 @@ class LocalModel(TensorIndex):
         self._tensors = tensors
         self._lock = threading.Lock()
         self.bytes_read = sum(8 + h.header_len for h in headers.values())
+        # read_range opens the file per call and counts under a lock: safe to call from threads
+        self.parallel_reads = 4
 
     @property
     def revision(self) -> str:
