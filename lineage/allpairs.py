@@ -241,6 +241,20 @@ def significant_pairs(
     )
 
 
+def candidate_pairs(stats: PairStats, top: int | None) -> set[tuple[int, int]]:
+    """Significant pairs (as index pairs) among each model's `top` strongest; all if None."""
+    if top is None:
+        return set(zip(stats.i.tolist(), stats.j.tolist(), strict=True))
+    by_model: dict[int, list[tuple[float, int, int]]] = {}
+    for i, j, o in zip(stats.i.tolist(), stats.j.tolist(), stats.overlap.tolist(), strict=True):
+        by_model.setdefault(i, []).append((-o, i, j))
+        by_model.setdefault(j, []).append((-o, i, j))
+    chosen: set[tuple[int, int]] = set()
+    for entries in by_model.values():
+        chosen.update((i, j) for _, i, j in sorted(entries)[:top])
+    return chosen
+
+
 def detailed_pairs(
     sigs: Mapping[str, Signature],
     stats: PairStats,
@@ -250,16 +264,7 @@ def detailed_pairs(
 ) -> list[PairResult]:
     """Full per-slot comparisons for each model's `top` strongest significant partners
     (all significant pairs when `top` is None), with the verdict at the corrected alpha."""
-    chosen: set[tuple[int, int]] = set()
-    if top is None:
-        chosen = set(zip(stats.i.tolist(), stats.j.tolist(), strict=True))
-    else:
-        by_model: dict[int, list[tuple[float, int, int]]] = {}
-        for i, j, o in zip(stats.i.tolist(), stats.j.tolist(), stats.overlap.tolist(), strict=True):
-            by_model.setdefault(i, []).append((-o, i, j))
-            by_model.setdefault(j, []).append((-o, i, j))
-        for entries in by_model.values():
-            chosen.update((i, j) for _, i, j in sorted(entries)[:top])
+    chosen = candidate_pairs(stats, top)
     out = []
     for n, (i, j) in enumerate(sorted(chosen)):
         a, b = stats.ids[i], stats.ids[j]

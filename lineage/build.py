@@ -13,7 +13,7 @@ from fingerprint.compare import PairResult, compare
 from fingerprint.signature import Signature, SignatureParams
 from fingerprint.significance import log10
 from hub.records import ModelRecord
-from lineage.allpairs import PairStats
+from lineage.allpairs import PairStats, candidate_pairs
 from lineage.errors import LineageError
 from lineage.graph import GraphParams, build_graph
 from lineage.records import Anomaly, Edge, LineageGraph, Node
@@ -78,14 +78,16 @@ def cached_pairs(
     sigs: Mapping[str, Signature],
     stats: PairStats,
     counter: dict[str, int] | None = None,
+    top: int | None = None,
 ) -> list[PairResult]:
-    """Detailed results for every significant pair, from the store when current.
+    """Detailed results for significant pairs, from the store when current.
 
+    `top`: only each model's strongest this-many partners (None: every significant pair).
     `counter["compared"]` (when given) is increased by the comparisons actually computed.
     """
     cache = {(r.a, r.b): r for r in store.pairs()}
     out, fresh = [], []
-    for i, j in zip(stats.i.tolist(), stats.j.tolist(), strict=True):
+    for i, j in sorted(candidate_pairs(stats, top)):
         a, b = sorted((stats.ids[i], stats.ids[j]))
         row = cache.get((a, b))
         if (
@@ -161,7 +163,7 @@ def build_lineage(
         sigs,
         params=params,
         device=device,
-        detail=lambda s, stats: cached_pairs(store, records, s, stats, counter),
+        detail=lambda s, stats, top: cached_pairs(store, records, s, stats, counter, top=top),
     )
     graph.params["pairs_compared"] = counter["compared"]
     return graph

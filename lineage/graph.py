@@ -233,7 +233,8 @@ def build_graph(
     sigs: Mapping[str, Signature],
     *,
     params: GraphParams | None = None,
-    detail: Callable[[Mapping[str, Signature], PairStats], list[PairResult]] | None = None,
+    detail: Callable[[Mapping[str, Signature], PairStats, int | None], list[PairResult]]
+    | None = None,
     device: str = "auto",
 ) -> LineageGraph:
     """Recover the lineage forest of the models that have signatures.
@@ -242,20 +243,18 @@ def build_graph(
         records: model id -> metadata (every id in `sigs` must be here).
         sigs: model id -> signature.
         params: thresholds and weights.
-        detail: how to get per-slot comparisons for candidate pairs (lets the pipeline serve
-            them from the store's cache); default `allpairs.detailed_pairs`.
+        detail: how to get per-slot comparisons for candidate pairs, called as
+            (sigs, stats, top) (lets the pipeline serve them from the store's cache); default
+            `allpairs.detailed_pairs`.
         device: for the co-occurrence product.
     """
     from lineage.anomalies import find_anomalies
 
     params = params or GraphParams()
     stats = significant_pairs(sigs, alpha=params.alpha, device=device)
-    if detail is None:
-        # every significant pair while that is affordable; beyond, each model's strongest few
-        top = None if stats.i.size <= params.detail_all else params.candidates
-        pairs = detailed_pairs(sigs, stats, top=top)
-    else:
-        pairs = detail(sigs, stats)
+    # every significant pair while that is affordable; beyond, each model's strongest few
+    top = None if stats.i.size <= params.detail_all else params.candidates
+    pairs = detailed_pairs(sigs, stats, top=top) if detail is None else detail(sigs, stats, top)
     by_pair: dict[frozenset[str], PairResult] = {frozenset((p.a, p.b)): p for p in pairs}
     overlap = {
         frozenset((stats.ids[i], stats.ids[j])): float(o)
