@@ -103,7 +103,7 @@ def find_anomalies(
                 )
             )
         elif declared and known and len(parents) == 2 and set(known) < parents:
-            missing = sorted(parents - set(known))
+            missing = ", ".join(sorted(parents - set(known)))
             out.append(
                 Anomaly(
                     n.id,
@@ -111,11 +111,10 @@ def find_anomalies(
                     "medium",
                     0.8,
                     f"weights combine {' and '.join(sorted(parents))}; the card declares only "
-                    f"{', '.join(known)}",
+                    f"{', '.join(known)}, not {missing}",
                     tuple(sorted(parents)),
                 )
             )
-            del missing
         elif known and set(known) != parents:
             evid = [f"declares {d} ({_fmt(_pair(d, n.id, by_pair, sigs))})" for d in known]
             if parents:
