@@ -111,20 +111,19 @@ def cached_pairs(
         # unrelated same-architecture pairs, for reports: full per-slot detail while that is
         # cheap, the overlap alone beyond
         bi, bj, bo, bp = stats.background
-        todo = [
-            (stats.ids[i], stats.ids[j], o, pv)
+        rows = [
+            (*sorted((stats.ids[i], stats.ids[j])), o, pv)
             for i, j, o, pv in zip(bi.tolist(), bj.tolist(), bo.tolist(), bp.tolist(), strict=True)
-            if "result"
-            not in getattr(cache.get(tuple(sorted((stats.ids[i], stats.ids[j])))), "detail", {})
         ]
-        if counter is not None and len(todo) <= BACKGROUND_DETAIL:
-            counter["compared"] += len(todo)
-        if len(todo) <= BACKGROUND_DETAIL:
+        detailed = [r for r in rows if "result" not in getattr(cache.get(r[:2]), "detail", {})]
+        if len(detailed) <= BACKGROUND_DETAIL:
+            if counter is not None:
+                counter["compared"] += len(detailed)
             store.put_pairs(
                 _row(compare(sigs[a], sigs[b], alpha=stats.alpha_pair), records)
-                for a, b, _, _ in todo
+                for a, b, _, _ in detailed
             )
-        else:
+        else:  # overlap only, and only for pairs the store does not hold yet
             store.put_pairs(
                 PairRow(
                     a,
@@ -139,7 +138,8 @@ def cached_pairs(
                     "unrelated",
                     {},
                 )
-                for a, b, o, pv in todo
+                for a, b, o, pv in rows
+                if (a, b) not in cache
             )
     return out
 

@@ -180,12 +180,9 @@ def cmd_audit(args: argparse.Namespace, store: Store) -> int:
     if args.plot and report.closest:
         from lineage.plots import plot_layer_profile
 
+        closest = {c["model"]: c for c in doc["closest"]}
         best = report.parent_edges[0].parent if report.parent_edges else doc["closest"][0]["model"]
-        per_slot = (
-            next(c["per_slot"] for c in doc["closest"] if c["model"] == best)
-            if any(c["model"] == best for c in doc["closest"])
-            else doc["closest"][0]["per_slot"]
-        )
+        per_slot = closest.get(best, doc["closest"][0])["per_slot"]
         doc["plot"] = [
             str(p) for p in plot_layer_profile(per_slot, args.plot, f"{args.id} vs {best}")
         ]
