@@ -18,7 +18,7 @@ _EXPORTS = {
     "open_hub_model": "hub.hubsource",
     "iter_models": "hub.hubsource",
     "read_header": "hub.safetensors_header",
-    "serve": "hub.server",
+    "serve": "hub.emulator.server",
     "HubError": "hub.errors",
     "ModelNotFoundError": "hub.errors",
     "GatedModelError": "hub.errors",

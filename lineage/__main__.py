@@ -1,5 +1,5 @@
 import sys
 
-from lineage.cli import main
+from lineage.cli.main import main
 
 sys.exit(main())

@@ -29,7 +29,7 @@ def one(n_models: int, n_families: int) -> dict:
     import resource
 
     from lineage.allpairs import significant_pairs
-    from lineage.synthetic import synthetic_signatures
+    from lineage.lab.synthetic import synthetic_signatures
 
     t = time.perf_counter()
     sigs, family = synthetic_signatures(n_models, n_families, seed=1)

@@ -6,7 +6,7 @@
 Builds a zoo (once; later runs reuse it): `--small` tiny Llama-shaped models, two medium ones
 (~80 MB and ~540 MB) and one big one (hidden 4096, `--big-layers` layers: 4.57 GB of F16 with
 10), each written tensor by tensor from numpy random data, never held in memory whole. Serves it
-with the local Hub server (hub.server, 127.0.0.1) and crawls it through huggingface_hub with
+with the local Hub server (hub.emulator.server, 127.0.0.1) and crawls it through huggingface_hub with
 lineage.crawl, each time into a fresh database and a fresh window cache:
 
 1. one worker, no added latency: bytes fetched per model against its size;
@@ -154,8 +154,8 @@ def main() -> int:
     )
     import torch
 
-    from hub.faults import Faults
-    from hub.server import serve
+    from hub.emulator.faults import Faults
+    from hub.emulator.server import serve
 
     zoo = args.dir / "zoo"
     build_zoo(zoo, args.small, args.big_layers)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from lineage import baselines, evaluation  # noqa: E402
+from lineage.lab import baselines, evaluation  # noqa: E402
 
 BEGIN, END = "<!-- evaluation:begin -->", "<!-- evaluation:end -->"
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lineage-zoo-") as tmp:
         zoo = args.zoo
         if zoo is None:
-            from lineage.zoo import generate_zoo
+            from lineage.lab.zoo import generate_zoo
 
             zoo = generate_zoo(Path(tmp) / "zoo", size="tiny", seed=0).path
         if not (zoo / "truth.json").is_file():

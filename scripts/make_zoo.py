@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from lineage.zoo import SIZES, generate_zoo  # noqa: E402
+from lineage.lab.zoo import SIZES, generate_zoo  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

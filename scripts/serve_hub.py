@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from hub.faults import KINDS, FailFirst, Faults
-from hub.server import PAGE_SIZE, serve
+from hub.emulator.faults import KINDS, FailFirst, Faults
+from hub.emulator.server import PAGE_SIZE, serve
 
 
 def _fail_first(spec: str) -> FailFirst:

@@ -2,7 +2,7 @@
 
 import pytest
 
-# --- hub_env: the real huggingface_hub client against hub.server (owner: hub/server.py) ---------
+# --- hub_env: the real huggingface_hub client against hub.emulator.server (owner: hub/server.py) ---------
 
 
 # Where huggingface_hub's default endpoint points during a test: a closed local port, so that a
@@ -23,11 +23,11 @@ class HubEnv:
         self._monkeypatch = monkeypatch
 
     def start(self, root, *, use=False, **kwargs):
-        """Start `hub.server.serve(root, **kwargs)`; the server stops when the test ends.
+        """Start `hub.emulator.server.serve(root, **kwargs)`; the server stops when the test ends.
 
         With `use=True` it also becomes the default endpoint (see `use`).
         """
-        from hub.server import serve
+        from hub.emulator.server import serve
 
         server = serve(root, **kwargs)
         self.servers.append(server)
@@ -132,6 +132,6 @@ def tiny_zoo(tmp_path_factory):
 
     Shared by every test that asks for it: read it, never modify it.
     """
-    from lineage.zoo import generate_zoo
+    from lineage.lab.zoo import generate_zoo
 
     return generate_zoo(tmp_path_factory.mktemp("tiny-zoo") / "zoo", size="tiny", seed=0).path

@@ -1,0 +1,1 @@
+"""Presentation: exports, figures and the seed-study report, over the product's records."""

@@ -1,0 +1,468 @@
+"""Tests of lineage/report.py: the pairs frame, the seed's statistics, patterns and the report folder.
+
+The synthetic data here (three families, a merge, a planted copy and a planted mislabel) is shared
+with tests/test_plots.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from hub.records import DeclaredBase, ModelRecord
+from lineage.present.report import (
+    BUCKETS,
+    build_report,
+    download_bucket,
+    filter_strategies,
+    lineage_map_regions,
+    markdown_table,
+    pairs_frame,
+    quality_flag,
+    query_pairs,
+    stats_by_bucket,
+    suspicious_pairs,
+    welch_ttests,
+)
+from lineage.store import PairRow
+
+# id: (family, parents, relation, downloads, created, declared bases, anomalies)
+MODELS = {
+    "meta/llama-base": ("meta/llama-base", [], None, 500_000, "2023-01-01", [], []),
+    "org1/llama-chat": (
+        "meta/llama-base",
+        ["meta/llama-base"],
+        "finetune",
+        20_000,
+        "2023-02-01",
+        ["meta/llama-base"],
+        [],
+    ),
+    "org4/llama-code": (
+        "meta/llama-base",
+        ["meta/llama-base"],
+        "finetune",
+        2_000,
+        "2023-02-15",
+        ["meta/llama-base"],
+        [],
+    ),
+    "org2/llama-chat-int8": (
+        "meta/llama-base",
+        ["org1/llama-chat"],
+        "quantized",
+        300,
+        "2023-03-01",
+        ["org1/llama-chat"],
+        [],
+    ),
+    "org3/llama-merge": (
+        "meta/llama-base",
+        ["org1/llama-chat", "org4/llama-code"],
+        "merge",
+        90,
+        "2023-04-01",
+        ["org1/llama-chat"],
+        ["undeclared_merge"],
+    ),
+    "u1/llama-copy": (
+        "meta/llama-base",
+        ["meta/llama-base"],
+        "copy",
+        3,
+        "2023-05-01",
+        [],
+        ["suspicious_copy", "missing_base"],
+    ),
+    "u2/llama-tiny-ft": (
+        "meta/llama-base",
+        ["org1/llama-chat"],
+        "finetune",
+        40,
+        "2023-06-01",
+        ["org1/llama-chat"],
+        [],
+    ),
+    "qwen/qwen-base": ("qwen/qwen-base", [], None, 300_000, "2023-01-10", [], []),
+    "qwen/qwen-instruct": (
+        "qwen/qwen-base",
+        ["qwen/qwen-base"],
+        "finetune",
+        5_000,
+        "2023-02-10",
+        ["qwen/qwen-base"],
+        [],
+    ),
+    "u3/qwen-lora": (
+        "qwen/qwen-base",
+        ["qwen/qwen-instruct"],
+        "adapter",
+        8,
+        "2023-03-10",
+        ["qwen/qwen-instruct"],
+        [],
+    ),
+    "u4/qwen-mislabeled": (
+        "qwen/qwen-base",
+        ["qwen/qwen-base"],
+        "finetune",
+        250,
+        "2023-04-10",
+        ["meta/llama-base"],
+        ["declared_base_mismatch", "mislabeled"],
+    ),
+    "x/mistral": ("x/mistral", [], None, 1_500, "2023-01-20", [], []),
+    "y/mistral-partial": (
+        "x/mistral",
+        ["x/mistral"],
+        "partial",
+        60,
+        "2023-02-20",
+        ["x/mistral"],
+        [],
+    ),
+}
+COPY_PAIR = ("meta/llama-base", "u1/llama-copy")
+MISLABELED_PAIR = ("meta/llama-base", "u4/qwen-mislabeled")
+PARTIAL_PAIR = ("x/mistral", "y/mistral-partial")
+N_SLOTS = 12
+
+
+def synthetic_models() -> list[ModelRecord]:
+    return [
+        ModelRecord(
+            id=m,
+            downloads=dl,
+            created_at=f"{created}T00:00:00.000Z",
+            declared_bases=tuple(DeclaredBase(b, "finetune") for b in bases),
+        )
+        for m, (_, _, _, dl, created, bases, _) in MODELS.items()
+    ]
+
+
+def _per_slot(pair: tuple[str, str], rng: np.random.Generator) -> list[float]:
+    a, b = pair
+    if pair == COPY_PAIR:
+        return list(rng.uniform(0.95, 0.99, N_SLOTS))
+    if pair == PARTIAL_PAIR:  # half the layers frozen, half retrained
+        return [1.0] * (N_SLOTS // 2) + list(rng.uniform(0.003, 0.01, N_SLOTS // 2))
+    if MODELS[a][0] == MODELS[b][0] and pair != MISLABELED_PAIR:
+        center = rng.uniform(0.3, 0.8)
+        return list(np.clip(rng.normal(center, 0.06, N_SLOTS), 0.2, 0.88))
+    return list(rng.uniform(0.002, 0.012, N_SLOTS))
+
+
+def synthetic_pairs() -> list[PairRow]:
+    """All 78 pairs, a < b, with per-slot lists whose mean and std are the pair's overlap."""
+    rng = np.random.default_rng(6)
+    rows = []
+    for a, b in itertools.combinations(sorted(MODELS), 2):
+        ov = np.array(_per_slot((a, b), rng))
+        ident = np.where(ov > 0.99, 1.0, 0.0)
+        per_slot = [
+            {
+                "tensor": f"layers.{i}.mlp.down_proj.weight",
+                "overlap": float(o),
+                "identity": float(d),
+            }
+            for i, (o, d) in enumerate(zip(ov, ident, strict=True))
+        ]
+        rows.append(
+            PairRow(
+                a=a,
+                b=b,
+                revision_a="r",
+                revision_b="r",
+                overlap=float(ov.mean()),
+                identity=float(ident.mean()),
+                p_value=1e-300 if ov.mean() > 0.1 else 0.5,
+                log10_p=-300.0 if ov.mean() > 0.1 else math.log10(0.5),
+                slots_compared=N_SLOTS,
+                verdict="derived" if ov.mean() > 0.1 else "unrelated",
+                detail={
+                    "overlap_std": float(ov.std()),
+                    "overlap_median": float(np.median(ov)),
+                    "overlap_min": float(ov.min()),
+                    "per_slot": per_slot,
+                },
+            )
+        )
+    return rows
+
+
+def synthetic_tree() -> dict:
+    overlaps = {(p.a, p.b): p for p in synthetic_pairs()}
+    nodes, edges = [], []
+    for m, (family, parents, relation, dl, created, bases, anomalies) in MODELS.items():
+        nodes.append(
+            {
+                "id": m,
+                "family": family,
+                "parent": parents[0] if parents else None,
+                "parents": parents,
+                "relation": relation,
+                "confidence": 1.0 if dl > 100 else 0.7 if dl > 10 else 0.3,
+                "downloads": dl,
+                "created_at": f"{created}T00:00:00Z",
+                "declared_base": bases,
+                "anomalies": anomalies,
+            }
+        )
+        for p in parents:
+            row = overlaps[tuple(sorted((p, m)))]
+            edges.append(
+                {
+                    "parent": p,
+                    "child": m,
+                    "overlap": row.overlap,
+                    "identity": row.identity,
+                    "p_value": row.p_value,
+                    "confidence": nodes[-1]["confidence"],
+                    "relation": relation,
+                }
+            )
+    return {"nodes": nodes, "edges": edges}
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    return pairs_frame(synthetic_pairs(), synthetic_models(), synthetic_tree())
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("downloads", "bucket", "flag"),
+    [
+        (0, "0-10", "low"),
+        (10, "0-10", "low"),
+        (11, "10-100", "medium"),
+        (100, "10-100", "medium"),
+        (101, "100-1k", "high"),
+        (1000, "100-1k", "high"),
+        (1001, ">1k", "high"),
+        (None, None, None),
+    ],
+)
+def test_buckets_are_right_closed_like_the_seed(downloads, bucket, flag):
+    assert download_bucket(downloads) == bucket
+    assert quality_flag(downloads) == flag
+
+
+def test_pairs_frame_recovers_families_derived_and_declared(df):
+    assert len(df) == len(MODELS) * (len(MODELS) - 1) // 2
+    row = df[(df["a"] == "org1/llama-chat") & (df["b"] == "org4/llama-code")].iloc[0]
+    assert row["same_family"]
+    assert row["derived"] == "org4/llama-code"  # created later
+    assert row["derived_downloads"] == 2_000 and row["bucket"] == ">1k"
+    assert pd.isna(row["declarer"])
+    mis = df[(df["a"] == MISLABELED_PAIR[0]) & (df["b"] == MISLABELED_PAIR[1])].iloc[0]
+    assert not mis["same_family"]  # recovered: llama vs qwen
+    assert mis["declared_same_family"]  # declared: the card says llama
+    assert mis["declarer"] == "u4/qwen-mislabeled"
+    # qwen-base is in declared links, x/mistral too; both are roots of their declared families
+    q = df[(df["a"] == "qwen/qwen-base") & (df["b"] == "x/mistral")].iloc[0]
+    assert q["declared_family_a"] == "qwen/qwen-base" and not q["declared_same_family"]
+    assert len(df.iloc[0]["per_slot"]) == N_SLOTS
+
+
+def test_pairs_frame_declared_is_na_without_declarations():
+    models = [ModelRecord(id="a/x", downloads=5), ModelRecord(id="b/y", downloads=500)]
+    pairs = [{"a": "a/x", "b": "b/y", "overlap": 0.5, "detail": {}}]
+    df = pairs_frame(pairs, models, {"nodes": [], "edges": []})
+    assert df["declared_same_family"].isna().all()
+    assert not df["same_family"].iloc[0]  # absent from the tree: a family of its own each
+    assert df["derived"].iloc[0] == "b/y"  # no dates: the larger id
+    assert math.isnan(df["overlap_std"].iloc[0])
+
+
+def test_stats_by_bucket_equal_pandas_groupby(df, tmp_path):
+    paths = build_report(df, synthetic_tree(), tmp_path, figures=False)
+    got = pd.read_csv(paths.stats_by_bucket)
+    rec = got[(got["basis"] == "recovered") & (got["family"] != "all") & (got["bucket"] != "all")]
+    expected = (
+        df.groupby(["derived_family", "same_family", "bucket"])["overlap"]
+        .agg(["count", "mean", "median", "std", "min", "max"])
+        .reset_index()
+    )
+    assert len(rec) == len(expected)
+    for e in expected.itertuples():
+        relation = "same" if e.same_family else "different"
+        r = rec[
+            (rec["family"] == e.derived_family)
+            & (rec["relation"] == relation)
+            & (rec["bucket"] == e.bucket)
+        ]
+        assert len(r) == 1
+        r = r.iloc[0]
+        assert r["n"] == e.count
+        for col in ("mean", "median", "min", "max"):
+            assert r[col] == pytest.approx(getattr(e, col), rel=1e-12, abs=1e-15)
+        if e.count > 1:
+            assert r["std"] == pytest.approx(e.std, rel=1e-12)
+        else:
+            assert math.isnan(r["std"])
+    # pooled rows: family "all" per bucket
+    pooled = got[
+        (got["basis"] == "recovered") & (got["family"] == "all") & (got["bucket"] != "all")
+    ]
+    expected = df.groupby(["same_family", "bucket"])["overlap"].agg(["count", "mean"]).reset_index()
+    assert len(pooled) == len(expected)
+    for e in expected.itertuples():
+        relation = "same" if e.same_family else "different"
+        r = pooled[(pooled["relation"] == relation) & (pooled["bucket"] == e.bucket)].iloc[0]
+        assert r["n"] == e.count and r["mean"] == pytest.approx(e.mean, rel=1e-12)
+
+
+def test_declared_basis_uses_declared_components(df):
+    s = stats_by_bucket(df)
+    decl = s[(s["basis"] == "declared") & (s["family"] == "all") & (s["bucket"] == "all")]
+    known = df[df["declared_same_family"].notna()]
+    for relation, same in (("same", True), ("different", False)):
+        ov = known.loc[known["declared_same_family"] == same, "overlap"]
+        r = decl[decl["relation"] == relation].iloc[0]
+        assert r["n"] == len(ov) and r["mean"] == pytest.approx(ov.mean())
+
+
+def test_welch_ttests_equal_scipy(df):
+    t = welch_ttests(df)
+    rec = t[(t["basis"] == "recovered") & (t["family"] == "all")]
+    for bucket in (*BUCKETS, "all"):
+        grp = df if bucket == "all" else df[df["bucket"] == bucket]
+        same = grp.loc[grp["same_family"], "overlap"]
+        diff = grp.loc[~grp["same_family"], "overlap"]
+        row = rec[rec["bucket"] == bucket].iloc[0]
+        assert (row["n_same"], row["n_different"]) == (len(same), len(diff))
+        if len(same) >= 2 and len(diff) >= 2:
+            ref = stats.ttest_ind(same, diff, equal_var=False)
+            assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
+            assert row["t"] == pytest.approx(ref.statistic, rel=1e-9)
+        else:
+            assert math.isnan(row["p_value"]) and "too few" in row["note"]
+    overall = rec[rec["bucket"] == "all"].iloc[0]
+    assert overall["p_value"] < 1e-6  # same-family overlap is far above different-family
+
+
+def test_suspicious_lists_are_exactly_the_planted_rows(df, tmp_path):
+    paths = build_report(df, synthetic_tree(), tmp_path, figures=False)
+    got = pd.read_csv(paths.suspicious)
+    rows = {(r.pattern, r.model, r.other) for r in got.itertuples()}
+    assert rows == {
+        ("suspicious_copy", "u1/llama-copy", "meta/llama-base"),
+        ("mislabeled", "u4/qwen-mislabeled", "meta/llama-base"),
+    }
+    assert suspicious_pairs(df.iloc[0:0]).empty
+
+
+def test_suspicious_copy_is_one_row_per_model_with_its_closest_older_model(df):
+    # A second old relative above 0.9: still one row, pointing at the closer one.
+    twin = df.copy()
+    row = (twin["a"] == "org1/llama-chat") & (twin["b"] == "u1/llama-copy")
+    twin.loc[row, "overlap"] = 0.93
+    got = suspicious_pairs(twin)
+    copies = got[got["pattern"] == "suspicious_copy"]
+    assert copies[["model", "other", "matches"]].values.tolist() == [
+        ["u1/llama-copy", "meta/llama-base", 2]
+    ]
+
+
+def test_filter_strategies_keep_what_they_say(df):
+    s = filter_strategies(df).set_index("strategy")
+    for name, above in (("conservative", 100), ("balanced", 10)):
+        kept = df[df["derived_downloads"] > above]
+        assert s.loc[name, "n_pairs"] == len(kept)
+        assert s.loc[name, "n_models"] == len(set(kept["a"]) | set(kept["b"]))
+        assert s.loc[name, "mean_same"] == pytest.approx(
+            kept.loc[kept["same_family"], "overlap"].mean()
+        )
+    assert s.loc["flag-all", "n_pairs"] == len(df)
+    assert s.loc["flag-all", ["high", "medium", "low"]].sum() == len(df)
+    assert s.loc["conservative", "low"] == 0
+
+
+def test_query_pairs_is_half_open_and_regions_tile(df):
+    lo = query_pairs(df, overlap_max=0.5)
+    hi = query_pairs(df, overlap_min=0.5)
+    assert len(lo) + len(hi) == len(df) and not set(lo.index) & set(hi.index)
+    edge = pd.DataFrame(
+        {
+            "overlap": [0.1, 0.1, 0.05, 0.5, np.nan],
+            "overlap_std": [0.15, 0.1499, np.nan, np.nan, 0.1],
+        }
+    )
+    regions = lineage_map_regions(edge)["region"].tolist()
+    assert regions == ["partial or merged", "clear derivative", "unrelated", None, None]
+    r = lineage_map_regions(df).set_index(["a", "b"])["region"]
+    assert r[PARTIAL_PAIR] == "partial or merged"
+    assert r[COPY_PAIR] == "clear derivative"
+    assert r[MISLABELED_PAIR] == "unrelated"
+    assert r.notna().all()
+
+
+def test_markdown_table_reads_as_plain_text():
+    t = pd.DataFrame(
+        {"family": ["a", "bb"], "n": [1, 22], "mean": [0.5, np.nan], "p_value": [1e-9, 0.5]}
+    )
+    lines = markdown_table(t).splitlines()
+    assert len({len(line) for line in lines}) == 1  # every row padded to the same width
+    assert "-" in lines[3] and "1.00e-09" in lines[2] and "0.5000" in lines[2]
+    assert markdown_table(t.iloc[0:0]) == "_(none)_\n"
+
+
+def test_build_report_writes_everything(df, tmp_path, monkeypatch):
+    # The figures themselves are tested in tests/test_plots.py; here only their wiring.
+    import lineage.present.plots
+
+    def fake_figures(pairs_df, tree, out_dir):
+        out_dir.mkdir(parents=True)
+        written = [out_dir / "heatmap.png", out_dir / "heatmap.svg"]
+        for p in written:
+            p.write_bytes(b"fake")
+        return written
+
+    monkeypatch.setattr(lineage.present.plots, "write_all_figures", fake_figures)
+    paths = build_report(df, synthetic_tree(), tmp_path / "out")
+    for p in (
+        paths.report,
+        paths.stats_by_bucket,
+        paths.ttests,
+        paths.suspicious,
+        paths.strategies,
+        paths.pairs,
+    ):
+        assert p.exists() and p.stat().st_size > 0
+    text = paths.report.read_text()
+    for heading in (
+        "Overlap by download bucket",
+        "Welch t-tests",
+        "Suspicious pairs",
+        "Filter strategies",
+        "Lineage map regions",
+        "Figures",
+    ):
+        assert heading in text
+    assert paths.figures and all(p.exists() for p in paths.figures)
+    for png in (p for p in paths.figures if p.suffix == ".png"):
+        assert f"]({png.relative_to(tmp_path / 'out').as_posix()})" in text
+    assert "per_slot" not in pd.read_csv(paths.pairs).columns
+
+
+def test_build_report_on_no_pairs(tmp_path):
+    empty = pairs_frame([], [], {"nodes": [], "edges": []})
+    paths = build_report(empty, {"nodes": [], "edges": []}, tmp_path)
+    assert "0 compared pairs" in paths.report.read_text()
+    assert pd.read_csv(paths.stats_by_bucket).empty
+
+
+def test_report_says_when_there_are_no_download_counts(df, tmp_path):
+    zero = df.assign(derived_downloads=0.0, downloads_a=0.0, downloads_b=0.0, bucket="0-10")
+    paths = build_report(zero, synthetic_tree(), tmp_path, figures=False)
+    assert "Every model has 0 downloads" in paths.report.read_text()
+    normal = build_report(df, synthetic_tree(), tmp_path / "b", figures=False)
+    assert "Every model has 0 downloads" not in normal.report.read_text()
