@@ -27,8 +27,10 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 
+__all__ = ["KINDS", "SERVER_ERRORS", "FailFirst", "Fault", "FaultInjector", "Faults"]
+
 KINDS = ("429", "500", "502", "503", "truncate", "reset")
-_SERVER_ERRORS = ("500", "502", "503")
+SERVER_ERRORS = ("500", "502", "503")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,6 @@ class FaultInjector:
             ("truncate", faults.rate_truncate if method == "GET" else 0.0),
         ):
             if u < rate:
-                return rng.choice(_SERVER_ERRORS) if kind == "5xx" else kind
+                return rng.choice(SERVER_ERRORS) if kind == "5xx" else kind
             u -= rate
         return None

@@ -1,7 +1,8 @@
 """A Hub-compatible HTTP server over a zoo folder, for tests and the offline demo.
 
 `serve(root)` starts it on 127.0.0.1 in a background thread; the real `huggingface_hub` client
-talks to it with `HfApi(endpoint=server.url)` or `HF_ENDPOINT`. Standard library only.
+talks to it with `HfApi(endpoint=server.url)` or `HF_ENDPOINT`. Standard library (and PyYAML
+for cards) only.
 
 Routes (models only; repo ids are `org/name` or `name`):
 
@@ -15,6 +16,12 @@ Routes (models only; repo ids are `org/name` or `name`):
     HEAD /{id}/resolve/{rev}/{path}                    X-Repo-Commit, ETag, X-Linked-Etag/-Size
     GET  /{id}/resolve/{rev}/{path}                    streamed from disk; Range -> 206 / 416
 
+Modules: `routes` (the table above) sends a request to `listing`, `info` or `downloads`, which
+check `access` (private, disabled, gated, revisions), read `query` parameters, and build answers
+(`messages`) from `records` (the API's JSON) over `repos` (files and hashes: `hashing`, `cards`).
+`handler` applies `faults` and writes answers, `listener` owns the socket, `counters` counts,
+and this module ties them together.
+
 What the Hub does and we mirror: errors carry `X-Error-Code` (RepoNotFound, RevisionNotFound,
 EntryNotFound, GatedRepo) and `X-Error-Message`, which `hf_raise_for_status` turns into
 RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError and GatedRepoError. Gating
@@ -27,47 +34,20 @@ changes its old sha answers RevisionNotFound.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from os import PathLike
-from typing import Any
 
+from hub.emulator.counters import ServerCounters, Tally
 from hub.emulator.faults import FaultInjector, Faults
+from hub.emulator.handler import Handler
+from hub.emulator.listener import Listener
+from hub.emulator.messages import HubContext
 from hub.emulator.repos import RepoStore
-from hub.emulator.routes import _Handler
 
 __all__ = ["PAGE_SIZE", "HubServer", "ServerCounters", "serve"]
 
 PAGE_SIZE = 50
-
-
-@dataclass(frozen=True, slots=True)
-class ServerCounters:
-    """What a server answered since start (or the last `reset_counters`).
-
-    Attributes:
-        requests: requests received, faulted ones included.
-        statuses: number of answers per HTTP status.
-        bytes_by_path: body bytes sent per URL path (unquoted, without query string).
-        range_requests: requests that carried a `Range` header.
-        faults: injected faults per kind (see `hub.emulator.faults.KINDS`).
-    """
-
-    requests: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-    bytes_by_path: dict[str, int] = field(default_factory=dict)
-    range_requests: int = 0
-    faults: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def bytes_total(self) -> int:
-        """Body bytes sent over all paths."""
-        return sum(self.bytes_by_path.values())
 
 
 class HubServer:
@@ -78,33 +58,20 @@ class HubServer:
         store: the repos served (call `store.invalidate()` after editing files in place).
         injector: the fault injector, with its `injected` counts.
         page_size: most items per page of /api/models and of trees.
+        tokens: bearer tokens that unlock gated and private repos.
         hash_cache: JSON file the content hashes are saved to at `stop()` (None: not saved).
     """
 
     def __init__(
-        self,
-        root: str | PathLike[str],
-        host: str = "127.0.0.1",
-        port: int = 0,
-        faults: Faults | None = None,
-        *,
-        page_size: int = PAGE_SIZE,
-        tokens: Iterable[str] = (),
+        self, listener: Listener, hub: HubContext, hash_cache: str | PathLike[str] | None = None
     ):
-        if page_size < 1:
-            raise ValueError(f"page_size must be >= 1, got {page_size}")
-        self.store = RepoStore(root)
-        self.injector = FaultInjector(faults)
-        self.page_size = page_size
-        self.tokens = frozenset(tokens)
-        self._httpd = _HTTPServer((host, port), _Handler)
-        self._httpd.hub = self
-        bound_host, bound_port = self._httpd.server_address[:2]
-        self.url = f"http://{bound_host!s}:{bound_port}"
-        self.hash_cache: str | PathLike[str] | None = None
-        self._lock = threading.Lock()
+        self._httpd = listener
+        self._hub = hub
+        self.url = hub.url
+        self.store, self.injector = hub.store, hub.injector
+        self.page_size, self.tokens = hub.page_size, hub.tokens
+        self.hash_cache = hash_cache
         self._thread: threading.Thread | None = None
-        self.reset_counters()
 
     def start(self) -> HubServer:
         """Serve in a daemon thread; returns self."""
@@ -142,35 +109,11 @@ class HubServer:
     @property
     def counters(self) -> ServerCounters:
         """A snapshot of the request counters."""
-        with self._lock:
-            return ServerCounters(
-                requests=self._requests,
-                statuses=dict(self._statuses),
-                bytes_by_path=dict(self._bytes),
-                range_requests=self._ranges,
-                faults=dict(self.injector.injected),
-            )
+        return self._hub.tally.snapshot()
 
     def reset_counters(self) -> None:
         """Zero the request counters (and the injected-fault counts)."""
-        with self._lock:
-            self._requests = 0
-            self._ranges = 0
-            self._statuses: Counter[int] = Counter()
-            self._bytes: Counter[str] = Counter()
-            self.injector.injected.clear()
-
-    def _count_request(self, ranged: bool) -> None:
-        with self._lock:
-            self._requests += 1
-            self._ranges += ranged
-
-    def _count_answer(self, path: str, status: int | None = None, nbytes: int = 0) -> None:
-        with self._lock:
-            if status is not None:
-                self._statuses[status] += 1
-            if nbytes:
-                self._bytes[path] += nbytes
+        self._hub.tally.reset()
 
 
 def serve(
@@ -201,46 +144,33 @@ def serve(
 
     Returns:
         The running server; also a context manager that stops it on exit.
+
+    Raises:
+        ValueError: `page_size` is below 1.
     """
-    server = HubServer(root, host, port, faults, page_size=page_size, tokens=tokens)
-    server.hash_cache = hash_cache
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size}")
+    store = RepoStore(root)
+    injector = FaultInjector(faults)
+    listener = Listener((host, port), Handler)
+    bound_host, bound_port = listener.server_address[:2]
+    listener.hub = HubContext(
+        store=store,
+        injector=injector,
+        tally=Tally(injector.injected),
+        page_size=page_size,
+        tokens=frozenset(tokens),
+        url=f"http://{bound_host!s}:{bound_port}",
+    )
+    server = HubServer(listener, listener.hub, hash_cache)
     try:
         if hash_cache is not None:
-            server.store.load_hashes(hash_cache)
+            store.load_hashes(hash_cache)
         if prehash:
             server.prehash()
             if hash_cache is not None:
-                server.store.save_hashes(hash_cache)
+                store.save_hashes(hash_cache)
     except BaseException:
         server.stop()
         raise
     return server.start()
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    hub: HubServer
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._open_lock:
-            sockets, self._open = list(self._open), set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
