@@ -11,40 +11,21 @@ import hashlib
 import numpy as np
 import torch
 
-_TORCH_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-}
-if hasattr(torch, "float8_e4m3fn"):
-    _TORCH_DTYPES["F8_E4M3"] = torch.float8_e4m3fn
-if hasattr(torch, "float8_e5m2"):
-    _TORCH_DTYPES["F8_E5M2"] = torch.float8_e5m2
+from fingerprint.hashing import GOLDEN, signed64, splitmix64_torch
 
 _M32 = 0xFFFFFFFF
 STATS_ELEMENTS = 1 << 16
 _POSITIVE63 = (1 << 63) - 1
 
 
-def _signed64(x: int) -> int:
-    return x - (1 << 64) if x >= 1 << 63 else x
+_GOLDEN = signed64(GOLDEN)
 
 
-# splitmix64 constants, as signed int64 (torch has no uint64 arithmetic)
-_C1 = _signed64(0xBF58476D1CE4E5B9)
-_C2 = _signed64(0x94D049BB133111EB)
-_GOLDEN = _signed64(0x9E3779B97F4A7C15)
-
-
-def supported_dtype(code: str) -> bool:
-    return code in _TORCH_DTYPES
-
-
-def decode(raw: bytes, dtype: str, device: str) -> torch.Tensor:
-    """Little-endian safetensors bytes -> float32 1-D tensor on `device` (exact for <=32-bit)."""
-    t = torch.frombuffer(bytearray(raw), dtype=_TORCH_DTYPES[dtype])
-    return t.to(device).float()
+def to_device(values: np.ndarray, device: str) -> torch.Tensor:
+    """A window's float32 values (as a source decoded them) as a 1-D tensor on `device`."""
+    if not values.flags.writeable:  # torch.from_numpy shares memory and wants it writable
+        values = values.copy()
+    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32).ravel()).to(device)
 
 
 def order_keys(x: torch.Tensor) -> torch.Tensor:
@@ -84,13 +65,6 @@ def bottom_k_positions(x: torch.Tensor, k: int) -> np.ndarray:
     return positions
 
 
-def _mix64(z: torch.Tensor) -> torch.Tensor:
-    """splitmix64 finaliser on int64 with wrapping multiply and logical shifts."""
-    z = (z ^ ((z >> 30) & ((1 << 34) - 1))) * _C1
-    z = (z ^ ((z >> 27) & ((1 << 37) - 1))) * _C2
-    return z ^ ((z >> 31) & ((1 << 33) - 1))
-
-
 def identity_minhash(x: torch.Tensor, k: int, seed: int, limit: int | None = None) -> np.ndarray:
     """Bottom-k MinHash of the set {(position, exact float32 bits)}: the k smallest 63-bit hashes.
 
@@ -104,8 +78,8 @@ def identity_minhash(x: torch.Tensor, k: int, seed: int, limit: int | None = Non
     k = min(k, n)
     bits = x.contiguous().view(torch.int32).to(torch.int64) & _M32
     pos = torch.arange(n, device=x.device, dtype=torch.int64)
-    z = _mix64((pos * (1 << 32) + bits) ^ _signed64(seed & ((1 << 64) - 1)))
-    z = _mix64(z + _GOLDEN) & _POSITIVE63
+    z = splitmix64_torch((pos * (1 << 32) + bits) ^ signed64(seed & ((1 << 64) - 1)))
+    z = splitmix64_torch(z + _GOLDEN) & _POSITIVE63
     smallest = torch.topk(z, k, largest=False, sorted=False).values
     out = smallest.cpu().numpy().astype(np.uint64)
     out.sort()

@@ -12,17 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fingerprint.protocol import TensorInfo
-
-# safetensors dtype code -> bytes per element, for the dtypes we fingerprint.
-FLOAT_DTYPES: dict[str, int] = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-}
+from fingerprint.protocol import TensorMeta
 
 # Wrappers that checkpoints put around the same layer (DDP, torch.compile, PEFT, HF heads).
 _PREFIXES = (
@@ -71,7 +61,7 @@ def _natural_key(name: str) -> tuple:
 class Slot:
     """One planned read: the first `rows` rows of a tensor viewed as rows x cols.
 
-    `start`/`end` are byte offsets within the tensor's data; `n` = elements in the window.
+    `n` = elements in the window (the source reads and decodes them: `read_window`).
     """
 
     key: str
@@ -83,8 +73,6 @@ class Slot:
     rows: int
     cols: int
     n: int
-    start: int
-    end: int
 
 
 def window_rows(rows: int, cols: int, budget: int) -> int:
@@ -97,9 +85,9 @@ def window_rows(rows: int, cols: int, budget: int) -> int:
     return 1 << (limit.bit_length() - 1)
 
 
-def eligibility(info: TensorInfo, min_elements: int) -> str | None:
+def eligibility(info: TensorMeta, min_elements: int) -> str | None:
     """None when the tensor can be fingerprinted, else the reason it is skipped."""
-    if info.dtype not in FLOAT_DTYPES:
+    if not info.decodable:  # the source says whether it can give float values
         return f"dtype {info.dtype} is not floating point"
     if len(info.shape) < 2:
         return f"{len(info.shape)}-D tensor (norms and biases carry no lineage signal)"
@@ -109,7 +97,7 @@ def eligibility(info: TensorInfo, min_elements: int) -> str | None:
 
 
 def plan_slots(
-    infos: Sequence[TensorInfo], *, max_slots: int, window: int, min_elements: int
+    infos: Sequence[TensorMeta], *, max_slots: int, window: int, min_elements: int
 ) -> tuple[tuple[Slot, ...], tuple[tuple[str, str], ...]]:
     """Choose at most `max_slots` slots spread across depth and roles.
 
@@ -118,7 +106,7 @@ def plan_slots(
         that was not chosen.
     """
     skipped: list[tuple[str, str]] = []
-    eligible: list[TensorInfo] = []
+    eligible: list[TensorMeta] = []
     for info in infos:
         reason = eligibility(info, min_elements)
         if reason is None:
@@ -139,7 +127,6 @@ def plan_slots(
         # a single row wider than the budget: its first `window` elements
         n = r * cols if cols <= window else window
         trailing = "x".join(str(d) for d in info.shape[1:])
-        size = FLOAT_DTYPES[info.dtype]
         slots.append(
             Slot(
                 key=f"{norm}|{trailing}|{n}",
@@ -151,14 +138,12 @@ def plan_slots(
                 rows=r,
                 cols=cols,
                 n=n,
-                start=0,
-                end=n * size,
             )
         )
     return tuple(slots), tuple(sorted(skipped))
 
 
-def _spread(eligible: list[TensorInfo], max_slots: int) -> list[TensorInfo]:
+def _spread(eligible: list[TensorMeta], max_slots: int) -> list[TensorMeta]:
     """Evenly spaced picks over the depth-ordered list; the embedding and head always in."""
     if len(eligible) <= max_slots:
         return list(eligible)

@@ -1,7 +1,9 @@
 """The small protocol through which fingerprint/ reads tensors.
 
-fingerprint/ never opens files or sockets itself: a source (hub/ provides several) lists its
-tensors and hands out byte ranges of one tensor's data. Anything with these methods works.
+fingerprint/ never opens files or sockets, and knows no storage format: a source (hub/ provides
+several) lists its tensors and hands out the first elements of one, decoded to float32, with
+the raw bytes they came from. Anything with these attributes works (the protocols are
+structural: a source's own records satisfy them without importing this module).
 """
 
 from __future__ import annotations
@@ -10,28 +12,78 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 
-@dataclass(frozen=True, slots=True)
-class TensorInfo:
-    """Name, safetensors dtype code (`F32`, `BF16`, `I8`...) and shape of one stored tensor."""
 
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
+class TensorMeta(Protocol):
+    """What fingerprint needs to know about one stored tensor.
+
+    Attributes:
+        name: the tensor's name in its model.
+        dtype: the storage dtype code (`F32`, `BF16`, `I8` ...), recorded in signatures.
+        shape: dimensions, outermost first.
+        decodable: whether the source can decode its elements to float values.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dtype(self) -> str: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def decodable(self) -> bool: ...
+
+
+class WindowData(Protocol):
+    """The first elements of a tensor, row-major.
+
+    Attributes:
+        values: float32 values, one per element.
+        raw: the stored bytes they were decoded from (hashed into the slot's digest, and counted
+            as bytes read).
+    """
+
+    @property
+    def values(self) -> np.ndarray: ...
+
+    @property
+    def raw(self) -> bytes: ...
 
 
 @runtime_checkable
 class TensorSource(Protocol):
     """Where a model's tensors come from.
 
-    `read_range(name, start, end)` returns bytes [start, end) of that tensor's data (offsets
-    relative to the tensor's first byte, little-endian as in safetensors), exactly end - start
-    bytes or an exception.
+    `read_window(name, n)` returns the first `n` elements of that tensor (row-major), decoded,
+    or raises; it may be called from several threads when the source has an attribute
+    `parallel_reads` > 1.
     """
 
     @property
     def model_id(self) -> str: ...
 
-    def tensor_infos(self) -> Sequence[TensorInfo]: ...
+    def tensor_infos(self) -> Sequence[TensorMeta]: ...
 
-    def read_range(self, name: str, start: int, end: int) -> bytes: ...
+    def read_window(self, name: str, n: int) -> WindowData: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """A plain `TensorMeta`, for sources written outside hub/ (tests, in-memory models)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    decodable: bool
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Window:
+    """A plain `WindowData`, for sources written outside hub/."""
+
+    values: np.ndarray
+    raw: bytes

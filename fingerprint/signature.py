@@ -1,121 +1,29 @@
-"""Signatures: per-slot bottom-k positions, identity MinHash and window statistics."""
+"""Computing a signature: per-slot bottom-k positions, identity MinHash and window statistics.
+
+The records (`Signature`, `SlotSignature`, `SignatureParams`) live in `fingerprint.records` and
+are re-exported here, where callers have always found them.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-
-import numpy as np
 
 from fingerprint import kernels
 from fingerprint.device import resolve_device
 from fingerprint.plan import Slot, plan_slots
-from fingerprint.protocol import TensorSource
+from fingerprint.protocol import TensorSource, WindowData
+from fingerprint.records import FORMAT_VERSION, Signature, SignatureParams, SlotSignature
 
-FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureParams:
-    """Everything that must match for two signatures to be comparable.
-
-    Attributes:
-        k: bottom-k positions kept per slot.
-        window: element budget W per slot (the window is the first rows that fit in it).
-        max_slots: at most this many slots per model (T).
-        identity_k: hashes kept per slot for the identity MinHash.
-        identity_window: the identity MinHash covers the first this-many elements of a window.
-        min_elements: smaller tensors are skipped.
-        seed: identity hash seed.
-        version: signature format version.
-    """
-
-    k: int = 512
-    window: int = 1 << 18
-    max_slots: int = 64
-    identity_k: int = 256
-    identity_window: int = 1 << 16
-    min_elements: int = 4096
-    seed: int = 0x6C696E65
-    version: int = FORMAT_VERSION
-
-    def tag(self) -> str:
-        """Short text that differs whenever the parameters do (stored beside the blob)."""
-        return (
-            f"v{self.version}:k{self.k}:w{self.window}:t{self.max_slots}:"
-            f"i{self.identity_k}:iw{self.identity_window}:m{self.min_elements}:s{self.seed}"
-        )
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SlotSignature:
-    """The signature of one slot (one window of one tensor).
-
-    `positions` are the sorted uint32 positions of the k smallest values in the window;
-    `identity` the sorted uint64 bottom-k MinHash of (position, value bits).
-    """
-
-    key: str
-    tensor: str
-    dtype: str
-    shape: tuple[int, ...]
-    n: int
-    positions: np.ndarray
-    identity: np.ndarray
-    mean: float
-    std: float
-    kurtosis: float
-    absmax: float
-    distinct: float
-    digest: bytes
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SlotSignature):
-            return NotImplemented
-        return (
-            (self.key, self.tensor, self.dtype, self.shape, self.n, self.digest)
-            == (other.key, other.tensor, other.dtype, other.shape, other.n, other.digest)
-            and np.array_equal(self.positions, other.positions)
-            and np.array_equal(self.identity, other.identity)
-            and (self.mean, self.std, self.kurtosis, self.absmax, self.distinct)
-            == (other.mean, other.std, other.kurtosis, other.absmax, other.distinct)
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-@dataclass(frozen=True, slots=True)
-class Signature:
-    """A model's fingerprint: its parameters, slots, skipped tensors and bytes read."""
-
-    params: SignatureParams
-    slots: tuple[SlotSignature, ...]
-    skipped: tuple[tuple[str, str], ...] = ()
-    bytes_read: int = 0
-    model_id: str = field(default="", compare=False)
-
-    @property
-    def arch(self) -> str:
-        """Architecture block key: models are only compared within one block."""
-        h = hashlib.blake2b(digest_size=8)
-        for s in sorted(self.slots, key=lambda s: s.key):
-            h.update(s.key.encode() + b"\0")
-        return h.hexdigest()
-
-    def to_bytes(self) -> bytes:
-        from fingerprint.format import dumps
-
-        return dumps(self)
-
-    @staticmethod
-    def from_bytes(blob: bytes, model_id: str = "") -> Signature:
-        from fingerprint.format import loads
-
-        return loads(blob, model_id=model_id)
+__all__ = [
+    "FORMAT_VERSION",
+    "Signature",
+    "SignatureParams",
+    "SlotSignature",
+    "compute_signature",
+]
 
 
 def compute_signature(
@@ -144,39 +52,40 @@ def compute_signature(
         window=params.window,
         min_elements=params.min_elements,
     )
-    skipped = list(planned_skips)
-    readable = []
-    for slot in slots:
-        if kernels.supported_dtype(slot.dtype):
-            readable.append(slot)
-        else:
-            skipped.append((slot.tensor, f"dtype {slot.dtype} not supported by this torch"))
     out: list[SlotSignature] = []
     bytes_read = 0
-    # Sources that say they can (local files) read a few windows ahead while one is hashed:
-    # on a cold disk the reads, not the hashing, take the time.
+    # Sources that say they can (local files) read (and decode) a few windows ahead while one
+    # is hashed: on a cold disk the reads, not the hashing, take the time.
     ahead = max(1, int(getattr(source, "parallel_reads", 1)))
     with ThreadPoolExecutor(max_workers=ahead) as pool:
-        pending = (pool.submit(source.read_range, s.tensor, s.start, s.end) for s in readable)
+        pending = (pool.submit(source.read_window, s.tensor, s.n) for s in slots)
         window: deque = deque(itertools.islice(pending, ahead))
-        for i, slot in enumerate(readable):
-            raw = window.popleft().result()
+        for i, slot in enumerate(slots):
+            data = window.popleft().result()
             window.extend(itertools.islice(pending, 1))
-            bytes_read += len(raw)
-            out.append(_slot_signature(slot, raw, params, dev))
+            bytes_read += len(data.raw)
+            out.append(_slot_signature(slot, data, params, dev))
             if on_slot is not None:
-                on_slot(i + 1, len(readable))
+                on_slot(i + 1, len(slots))
     return Signature(
         params=params,
         slots=tuple(out),
-        skipped=tuple(sorted(skipped)),
+        skipped=tuple(sorted(planned_skips)),
         bytes_read=bytes_read,
         model_id=source.model_id,
     )
 
 
-def _slot_signature(slot: Slot, raw: bytes, params: SignatureParams, device: str) -> SlotSignature:
-    x = kernels.decode(raw, slot.dtype, device)
+def _slot_signature(
+    slot: Slot, data: WindowData, params: SignatureParams, device: str
+) -> SlotSignature:
+    if len(data.values) != slot.n:
+        raise ValueError(
+            f"{slot.tensor}: the source decoded {len(data.values)} values for a {slot.n}-element "
+            "window"
+        )
+    raw = data.raw
+    x = kernels.to_device(data.values, device)
     positions = kernels.bottom_k_positions(x, params.k)
     identity = kernels.identity_minhash(x, params.identity_k, params.seed, params.identity_window)
     mean, std, kurt, absmax, distinct, digest = kernels.window_stats(x, raw, slot.cols)

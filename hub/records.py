@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 # Relations a card may declare in `base_model_relation` or in `base_model:<relation>:<id>` tags.
 RELATIONS = ("finetune", "adapter", "quantized", "merge")
 
@@ -49,3 +51,28 @@ class ModelRecord:
     status: str = "ok"
     reason: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """One stored tensor of a model, as its source lists it.
+
+    Attributes:
+        name: the tensor's name (qualified `subfolder/name` where two components clash).
+        dtype: safetensors dtype code (`F32`, `BF16`, `I8` ...; see `hub.dtypes`).
+        shape: dimensions, outermost first.
+        decodable: whether `hub.decode` can decode its elements to float values.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    decodable: bool
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TensorWindow:
+    """The first elements of a tensor (row-major): float32 values and the bytes they came from."""
+
+    values: np.ndarray
+    raw: bytes

@@ -64,11 +64,13 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def retry_delay(headers: Mapping[str, str]) -> float | None:
+def retry_delay(
+    headers: Mapping[str, str], *, clock: Callable[[], float] = time.time
+) -> float | None:
     """Seconds a 429 (or 503) answer asks the client to wait, or None when it does not say.
 
     `RateLimit: "api";r=0;t=55` (IETF draft, what the Hub sends) wins when no request is left;
-    else `Retry-After` as seconds or as an HTTP date.
+    else `Retry-After` as seconds or as an HTTP date (counted from `clock()`, epoch seconds).
     """
     ratelimit = _header(headers, "ratelimit")
     if ratelimit:
@@ -84,7 +86,7 @@ def retry_delay(headers: Mapping[str, str]) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - clock())
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +98,14 @@ class RetryPolicy:
         base_delay: first back-off after a 5xx or a transport error, doubled each time.
         max_sleep: cap on any single wait, a server's Retry-After included.
         sleep: the function that waits (tests inject a recorder).
+        clock: the current time in epoch seconds, for `Retry-After` dates (tests inject one).
     """
 
     attempts: int = 6
     base_delay: float = 1.0
     max_sleep: float = 60.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    clock: Callable[[], float] = field(default=time.time, compare=False)
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -128,7 +132,11 @@ class RetryPolicy:
                 status = err.response.status_code if err.response is not None else None
                 if status not in RETRY_STATUSES:
                     raise
-                asked = retry_delay(err.response.headers) if err.response is not None else None
+                asked = (
+                    retry_delay(err.response.headers, clock=self.clock)
+                    if err.response is not None
+                    else None
+                )
                 problem = f"HTTP {status}"
             except _RETRYABLE as err:
                 asked = None

@@ -20,42 +20,23 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.dtypes import DTYPE_BITS, DTYPE_SIZES
 from hub.errors import MalformedFileError
+
+# The dtype table lives in hub.dtypes; its mappings stay importable from here.
+__all__ = [
+    "DTYPE_BITS",
+    "DTYPE_SIZES",
+    "MAX_HEADER_LEN",
+    "SafetensorsHeader",
+    "TensorEntry",
+    "header_length",
+    "parse_header",
+    "read_header",
+]
 
 # Same limit as the safetensors library: a larger header is refused, not read.
 MAX_HEADER_LEN = 100_000_000
-
-# Bits per element of every dtype code safetensors 0.8 accepts. F4 and F6_* pack several
-# elements per byte; a tensor of them must end on a byte boundary.
-DTYPE_BITS: dict[str, int] = {
-    "BOOL": 8,
-    "F4": 4,
-    "F6_E2M3": 6,
-    "F6_E3M2": 6,
-    "U8": 8,
-    "I8": 8,
-    "F8_E5M2": 8,
-    "F8_E4M3": 8,
-    "F8_E8M0": 8,
-    "F8_E4M3FNUZ": 8,
-    "F8_E5M2FNUZ": 8,
-    "I16": 16,
-    "U16": 16,
-    "F16": 16,
-    "BF16": 16,
-    "I32": 32,
-    "U32": 32,
-    "F32": 32,
-    "C64": 64,
-    "F64": 64,
-    "I64": 64,
-    "U64": 64,
-}
-
-# Bytes per element, for the dtypes that take whole bytes (all but F4 and F6_*).
-DTYPE_SIZES: dict[str, int] = {
-    code: bits // 8 for code, bits in DTYPE_BITS.items() if bits % 8 == 0
-}
 
 _REMEDY = "re-download the file or re-export it with safetensors"
 

@@ -63,3 +63,27 @@ def noisy(tensors: dict[str, torch.Tensor], fraction: float, seed: int) -> dict[
     return {
         n: v + fraction * v.std() * torch.randn(v.shape, generator=g) for n, v in tensors.items()
     }
+
+
+class MemorySource:
+    """Float32 tensors in memory as a `fingerprint.protocol.TensorSource` (no files, no hub)."""
+
+    def __init__(self, model_id: str, tensors: dict[str, torch.Tensor]):
+        from fingerprint.protocol import TensorInfo
+
+        self.model_id = model_id
+        self._values = {n: t.contiguous().float().numpy().ravel() for n, t in tensors.items()}
+        self._infos = [
+            TensorInfo(n, "F32", tuple(t.shape), decodable=True) for n, t in sorted(tensors.items())
+        ]
+        self.windows_read = 0
+
+    def tensor_infos(self):
+        return self._infos
+
+    def read_window(self, name: str, n: int):
+        from fingerprint.protocol import Window
+
+        values = self._values[name][:n].copy()
+        self.windows_read += 1
+        return Window(values=values, raw=values.tobytes())

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
-import yaml
+
+from fingerprint.hashing import splitmix64
+from hub.card import split_front_matter
 
 # Tool relation a card's `base_model_relation` stands for; unstated counts as a fine-tune.
 _CARD_TO_RELATION = {
@@ -66,7 +68,7 @@ def read_zoo(zoo: str | Path) -> dict[str, ZooModel]:
     out = {}
     for meta in manifest["models"]:
         repo = zoo / "repos" / meta["id"]
-        card = _front_matter((repo / "README.md").read_text(encoding="utf-8"))
+        card, _ = split_front_matter((repo / "README.md").read_text(encoding="utf-8"))
         base = card.get("base_model") or []
         declared = tuple([base] if isinstance(base, str) else base)
         config = json.loads((repo / "config.json").read_text(encoding="utf-8"))
@@ -80,14 +82,6 @@ def read_zoo(zoo: str | Path) -> dict[str, ZooModel]:
             files=tuple(sorted(repo.glob("*.safetensors"))),
         )
     return out
-
-
-def _front_matter(text: str) -> dict:
-    if not text.startswith("---"):
-        return {}
-    end = text.find("\n---", 3)
-    data = yaml.safe_load(text[3:end]) if end > 0 else None
-    return data if isinstance(data, dict) else {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,11 +193,8 @@ def _load_tensors(m: ZooModel):
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer: a fast, well-spread 64-bit hash of 64-bit integers."""
-    x = x ^ np.uint64(_HASH_SEED)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    """splitmix64 of the seeded values: a fast, well-spread 64-bit hash of 64-bit integers."""
+    return splitmix64(x ^ np.uint64(_HASH_SEED))
 
 
 def value_sketch(tensor, k: int = 256) -> np.ndarray:

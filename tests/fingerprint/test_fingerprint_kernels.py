@@ -46,7 +46,7 @@ def test_identity_minhash_sees_exact_equality_only():
     assert np.array_equal(kernels.identity_minhash(x, 256, seed=7), same)
     nudged = x.clone()
     nudged[::2] += 1e-3  # half the weights changed
-    from fingerprint.compare import identity_jaccard
+    from fingerprint.comparison import identity_jaccard
 
     j = identity_jaccard(same, kernels.identity_minhash(nudged, 256, seed=7), 256)
     # Jaccard of two sets sharing half their elements: 0.5 / 1.5 = 1/3
@@ -55,10 +55,13 @@ def test_identity_minhash_sees_exact_equality_only():
     assert not np.array_equal(other_seed, same)
 
 
-def test_decode_reads_little_endian_bf16_exactly():
-    x = torch.randn(1000).bfloat16()
-    raw = x.view(torch.uint8).numpy().tobytes()
-    assert torch.equal(kernels.decode(raw, "BF16", "cpu"), x.float())
+def test_to_device_keeps_the_decoded_values_bit_for_bit():
+    # decoding belongs to the source (hub.decode); the kernels take its float32 values as they are
+    values = np.frombuffer(np.array([1.5, -0.0, np.inf, 3e-45], np.float32).tobytes(), np.float32)
+    assert not values.flags.writeable  # a read-only buffer, as np.frombuffer gives
+    x = kernels.to_device(values, "cpu")
+    assert x.dtype == torch.float32
+    assert x.view(torch.int32).tolist() == values.view(np.int32).tolist()
 
 
 def test_device_choice():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fingerprint.compare import compare
+from fingerprint.comparison import compare
 from fingerprint.errors import IncompatibleSignaturesError, SignatureFormatError
 from fingerprint.signature import Signature, SignatureParams, SlotSignature
 

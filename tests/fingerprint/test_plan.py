@@ -1,19 +1,27 @@
 from fingerprint.plan import normalize_name, plan_slots, role_of, window_rows
 from fingerprint.protocol import TensorInfo
 
+# What a source says it can decode: fingerprint has no dtype table of its own.
+_FLOATS = {"F64", "F32", "F16", "BF16"}
+
+
+def info(name: str, dtype: str, shape: tuple[int, ...]) -> TensorInfo:
+    """A tensor as a source that decodes the usual float dtypes lists it."""
+    return TensorInfo(name, dtype, shape, decodable=dtype in _FLOATS)
+
 
 def _llama(layers: int, dtype: str = "BF16", vocab: int = 32000) -> list[TensorInfo]:
-    infos = [TensorInfo("model.embed_tokens.weight", dtype, (vocab, 256))]
+    infos = [info("model.embed_tokens.weight", dtype, (vocab, 256))]
     for i in range(layers):
         p = f"model.layers.{i}."
         infos += [
-            TensorInfo(p + "self_attn.q_proj.weight", dtype, (256, 256)),
-            TensorInfo(p + "self_attn.k_proj.weight", dtype, (256, 256)),
-            TensorInfo(p + "mlp.up_proj.weight", dtype, (1024, 256)),
-            TensorInfo(p + "mlp.down_proj.weight", dtype, (256, 1024)),
-            TensorInfo(p + "input_layernorm.weight", dtype, (256,)),
+            info(p + "self_attn.q_proj.weight", dtype, (256, 256)),
+            info(p + "self_attn.k_proj.weight", dtype, (256, 256)),
+            info(p + "mlp.up_proj.weight", dtype, (1024, 256)),
+            info(p + "mlp.down_proj.weight", dtype, (256, 1024)),
+            info(p + "input_layernorm.weight", dtype, (256,)),
         ]
-    infos.append(TensorInfo("lm_head.weight", dtype, (vocab, 256)))
+    infos.append(info("lm_head.weight", dtype, (vocab, 256)))
     return infos
 
 
@@ -46,7 +54,7 @@ def test_plan_is_capped_spread_over_depth_and_keeps_embedding_and_head():
 
 def test_plan_ignores_dtype_and_wrappers():
     a, _ = plan_slots(_llama(12, "F32"), max_slots=20, window=1 << 16, min_elements=4096)
-    wrapped = [TensorInfo("module." + i.name, "BF16", i.shape) for i in _llama(12, "F32")]
+    wrapped = [info("module." + i.name, "BF16", i.shape) for i in _llama(12, "F32")]
     b, _ = plan_slots(wrapped, max_slots=20, window=1 << 16, min_elements=4096)
     assert [s.key for s in a] == [s.key for s in b]
 
@@ -61,24 +69,36 @@ def test_window_survives_vocabulary_extension():
 
 def test_window_is_one_contiguous_prefix_within_budget():
     slots, _ = plan_slots(
-        [TensorInfo("w", "F32", (5000, 300)), TensorInfo("wide", "F16", (2, 1 << 20))],
+        [info("w", "F32", (5000, 300)), info("wide", "F16", (2, 1 << 20))],
         max_slots=8,
         window=1 << 16,
         min_elements=4096,
     )
     by_name = {s.tensor: s for s in slots}
     w = by_name["w"]
-    assert w.rows == 128 and w.n == 128 * 300 and (w.start, w.end) == (0, 128 * 300 * 4)
+    assert w.rows == 128 and w.n == 128 * 300
     wide = by_name["wide"]
-    assert wide.n == 1 << 16 and wide.end == (1 << 16) * 2
+    assert wide.n == 1 << 16 and wide.rows == 1
 
 
 def test_skips_non_float_small_and_1d():
     infos = [
-        TensorInfo("q.qweight", "I32", (256, 256)),
-        TensorInfo("tiny", "F32", (10, 10)),
-        TensorInfo("bias", "F32", (100_000,)),
+        info("q.qweight", "I32", (256, 256)),
+        info("tiny", "F32", (10, 10)),
+        info("bias", "F32", (100_000,)),
     ]
     slots, skipped = plan_slots(infos, max_slots=8, window=1 << 16, min_elements=4096)
     assert slots == ()
     assert [name for name, _ in skipped] == ["bias", "q.qweight", "tiny"]
+    assert dict(skipped)["q.qweight"] == "dtype I32 is not floating point"
+
+
+def test_the_source_decides_what_is_decodable():
+    # the same F32 tensor, once decodable and once not: only the source's word counts
+    infos = [
+        TensorInfo("a", "F32", (128, 128), decodable=True),
+        TensorInfo("b", "F32", (128, 128), False),
+    ]
+    slots, skipped = plan_slots(infos, max_slots=8, window=1 << 16, min_elements=4096)
+    assert [s.tensor for s in slots] == ["a"]
+    assert skipped == (("b", "dtype F32 is not floating point"),)

@@ -12,10 +12,10 @@ import torch
 from safetensors.numpy import load_file, save_file
 from safetensors.torch import save_file as save_torch
 
-from fingerprint.protocol import TensorInfo, TensorSource
+from fingerprint.protocol import TensorSource
 from hub.errors import MalformedFileError, ModelNotFoundError, NoSafetensorsError
 from hub.local import LocalModel, find_model_dirs, open_local_model
-from hub.records import DeclaredBase
+from hub.records import DeclaredBase, TensorInfo
 
 README = """---
 license: apache-2.0
@@ -54,9 +54,9 @@ def test_single_file_model_record_and_protocol(tmp_path):
     assert isinstance(m, TensorSource) and isinstance(m, LocalModel)
     assert m.model_id == "org/tiny" and m.files == ("model.safetensors",)
     assert m.tensor_infos() == [
-        TensorInfo("model.embed_tokens.weight", "F32", (64, 16)),
-        TensorInfo("model.layers.0.mlp.weight", "F16", (32, 16)),
-        TensorInfo("model.norm.weight", "F32", (16,)),
+        TensorInfo("model.embed_tokens.weight", "F32", (64, 16), decodable=True),
+        TensorInfo("model.layers.0.mlp.weight", "F16", (32, 16), decodable=True),
+        TensorInfo("model.norm.weight", "F32", (16,), decodable=True),
     ]
     r = m.record
     assert (r.id, r.status, r.source, r.path) == ("org/tiny", "ok", "local", str(folder))
@@ -84,6 +84,29 @@ def test_read_range_gives_numpys_bytes(tmp_path):
     assert m.read_range("model.layers.0.mlp.weight", 2 * 16 * 2, 5 * 16 * 2) == mlp[2:5].tobytes()
     assert m.read_range("model.norm.weight", 4, 4) == b""
     assert m.bytes_read == header_bytes + 3 * 16 * 4 + 3 * 16 * 2
+
+
+def test_read_window_decodes_the_first_elements_and_counts_their_bytes(tmp_path):
+    folder = _model(tmp_path / "tiny")
+    m = open_local_model(folder)
+    expected = load_file(str(folder / "model.safetensors"))
+    before = m.bytes_read
+    mlp = expected["model.layers.0.mlp.weight"]  # F16
+    w = m.read_window("model.layers.0.mlp.weight", 40)
+    assert w.values.dtype == np.float32 and w.values.shape == (40,)
+    assert np.array_equal(w.values, mlp.ravel()[:40].astype(np.float32))
+    assert w.raw == mlp.ravel()[:40].tobytes()
+    assert m.bytes_read - before == 40 * 2
+    with pytest.raises(ValueError, match="outside tensor"):
+        m.read_window("model.norm.weight", 17)
+
+
+def test_integer_tensors_are_listed_but_not_decoded(tmp_path):
+    folder = _model(tmp_path / "q", {"q.qweight": np.arange(64, dtype=np.int32).reshape(8, 8)})
+    m = open_local_model(folder)
+    assert m.tensor_infos() == [TensorInfo("q.qweight", "I32", (8, 8), decodable=False)]
+    with pytest.raises(KeyError, match="not decoded"):
+        m.read_window("q.qweight", 8)
 
 
 @pytest.mark.parametrize("rng", [(-1, 4), (0, 16 * 4 + 1), (8, 4)])

@@ -8,7 +8,7 @@ import numpy as np
 
 from fingerprint import significance
 from fingerprint.errors import IncompatibleSignaturesError
-from fingerprint.signature import Signature, SlotSignature
+from fingerprint.records import Signature, SlotSignature
 
 VERDICTS = ("identical", "derived", "unrelated", "incomparable")
 DEFAULT_ALPHA = 1e-4

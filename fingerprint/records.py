@@ -1,4 +1,7 @@
-"""Byte layout of a serialized signature (documented in docs/signature-format.md).
+"""Signature records and their byte layout (documented in docs/signature-format.md).
+
+A signature is serialized by the record itself (`Signature.to_bytes`, `Signature.from_bytes`),
+so records and layout live together: no other module has to know both.
 
 All integers little-endian. Strings are UTF-8 with a length prefix.
 
@@ -14,12 +17,118 @@ All integers little-endian. Strings are UTF-8 with a length prefix.
 
 from __future__ import annotations
 
+import hashlib
 import struct
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from fingerprint.errors import SignatureFormatError
-from fingerprint.signature import FORMAT_VERSION, Signature, SignatureParams, SlotSignature
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureParams:
+    """Everything that must match for two signatures to be comparable.
+
+    Attributes:
+        k: bottom-k positions kept per slot.
+        window: element budget W per slot (the window is the first rows that fit in it).
+        max_slots: at most this many slots per model (T).
+        identity_k: hashes kept per slot for the identity MinHash.
+        identity_window: the identity MinHash covers the first this-many elements of a window.
+        min_elements: smaller tensors are skipped.
+        seed: identity hash seed.
+        version: signature format version.
+    """
+
+    k: int = 512
+    window: int = 1 << 18
+    max_slots: int = 64
+    identity_k: int = 256
+    identity_window: int = 1 << 16
+    min_elements: int = 4096
+    seed: int = 0x6C696E65
+    version: int = FORMAT_VERSION
+
+    def tag(self) -> str:
+        """Short text that differs whenever the parameters do (stored beside the blob)."""
+        return (
+            f"v{self.version}:k{self.k}:w{self.window}:t{self.max_slots}:"
+            f"i{self.identity_k}:iw{self.identity_window}:m{self.min_elements}:s{self.seed}"
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SlotSignature:
+    """The signature of one slot (one window of one tensor).
+
+    `positions` are the sorted uint32 positions of the k smallest values in the window;
+    `identity` the sorted uint64 bottom-k MinHash of (position, value bits).
+    """
+
+    key: str
+    tensor: str
+    dtype: str
+    shape: tuple[int, ...]
+    n: int
+    positions: np.ndarray
+    identity: np.ndarray
+    mean: float
+    std: float
+    kurtosis: float
+    absmax: float
+    distinct: float
+    digest: bytes
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SlotSignature):
+            return NotImplemented
+        return (
+            (self.key, self.tensor, self.dtype, self.shape, self.n, self.digest)
+            == (other.key, other.tensor, other.dtype, other.shape, other.n, other.digest)
+            and np.array_equal(self.positions, other.positions)
+            and np.array_equal(self.identity, other.identity)
+            and (self.mean, self.std, self.kurtosis, self.absmax, self.distinct)
+            == (other.mean, other.std, other.kurtosis, other.absmax, other.distinct)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A model's fingerprint: its parameters, slots, skipped tensors and bytes read."""
+
+    params: SignatureParams
+    slots: tuple[SlotSignature, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    bytes_read: int = 0
+    model_id: str = field(default="", compare=False)
+
+    @property
+    def arch(self) -> str:
+        """Architecture block key: models are only compared within one block."""
+        h = hashlib.blake2b(digest_size=8)
+        for s in sorted(self.slots, key=lambda s: s.key):
+            h.update(s.key.encode() + b"\0")
+        return h.hexdigest()
+
+    def to_bytes(self) -> bytes:
+        """The documented byte layout (module docstring; docs/signature-format.md)."""
+        return dumps(self)
+
+    @staticmethod
+    def from_bytes(blob: bytes, model_id: str = "") -> Signature:
+        """Read `to_bytes`'s layout back.
+
+        Raises:
+            SignatureFormatError: not a signature, a version this code does not read, or
+                truncated or trailing bytes.
+        """
+        return loads(blob, model_id=model_id)
+
 
 MAGIC = b"MLSG"
 _HEADER = struct.Struct("<4sHHIIIIIIQQII")
@@ -32,6 +141,7 @@ def _str(buf: list[bytes], s: str, width: str) -> None:
 
 
 def dumps(sig: Signature) -> bytes:
+    """`sig` in the byte layout of the module docstring."""
     p = sig.params
     buf = [
         _HEADER.pack(
@@ -96,6 +206,11 @@ class _Reader:
 
 
 def loads(blob: bytes, model_id: str = "") -> Signature:
+    """A signature from `dumps`'s bytes.
+
+    Raises:
+        SignatureFormatError: bad magic, an unreadable version, truncated or trailing bytes.
+    """
     r = _Reader(blob)
     (
         magic,
