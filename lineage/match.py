@@ -10,7 +10,7 @@ Which counts are significant is exact: for each model, the total shared count is
 against the convolution of the hypergeometric nulls of the slots the two have in common
 (`fingerprint.significance`), at `alpha` (default `DEFAULT_ALPHA / N`, Bonferroni over the N
 models tested). Only models at or above the critical total get a p-value and a full
-`fingerprint.compare.compare` (overlap, identity, verdict, per-slot detail).
+`fingerprint.comparison.compare` (overlap, identity, verdict, per-slot detail).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fingerprint import significance
-from fingerprint.compare import DEFAULT_ALPHA, PairResult, compare
+from fingerprint.comparison import DEFAULT_ALPHA, PairResult, compare
 from fingerprint.errors import IncompatibleSignaturesError
 from fingerprint.signature import Signature, SignatureParams
 
@@ -134,21 +134,23 @@ class SignatureIndex:
 
     @classmethod
     def from_store(cls, store, params: SignatureParams | None = None) -> SignatureIndex:
-        """An index over every signature in a `lineage.store.Store` made with `params`
-        (default `SignatureParams()`); others are left out. Signatures are decoded once to
-        build the postings, then reloaded from the store only for significant candidates."""
+        """An index over every current signature in a `lineage.store.Store` made with `params`
+        (default `SignatureParams()`; `lineage.catalogue` decides what is current); others are
+        left out. Signatures are decoded once to build the postings, then reloaded from the
+        store only for significant candidates."""
+        from lineage.catalogue import Catalogue
+
+        catalogue = Catalogue(store, params or SignatureParams())
 
         def load(model_id: str) -> Signature:
-            row = store.get_signature(model_id)
-            if row is None:
-                raise KeyError(f"{model_id} has no stored signature")
-            return Signature.from_bytes(row.blob, model_id=model_id)
+            sig = catalogue.load(store.require_model(model_id))
+            if sig is None:
+                raise KeyError(f"{model_id} has no current signature")
+            return sig
 
-        index = cls(params, loader=load)
-        tag = index.params.tag()
-        for row in store.signatures():
-            if row.params == tag:
-                index.add(row.model_id, Signature.from_bytes(row.blob, model_id=row.model_id))
+        index = cls(catalogue.params, loader=load)
+        for model_id, sig in catalogue.current().items():
+            index.add(model_id, sig)
         return index
 
     def __len__(self) -> int:

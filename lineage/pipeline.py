@@ -12,19 +12,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fingerprint.compare import DEFAULT_ALPHA, PairResult, compare
-from fingerprint.protocol import TensorSource
+from fingerprint.comparison import DEFAULT_ALPHA, PairResult, compare
 from fingerprint.signature import Signature, SignatureParams, compute_signature
 from hub.errors import HubError
 from hub.local import find_model_dirs, open_local_model
 from hub.records import ModelRecord
+from lineage.catalogue import Catalogue
+from lineage.engine import Engine, Executor, OpenedModel, ThreadExecutor, store_outcome
 from lineage.errors import UnknownModelError
+from lineage.policy import Context, retries
 from lineage.store import Store
 
 Progress = Callable[[int, int, str], None]
-
-# Statuses worth another try: "gated", "not_found", "no_safetensors" need the user first.
-RETRYABLE = ("ok", "malformed", "network")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +82,7 @@ def add_local(store: Store, paths: Iterable[str | os.PathLike[str]]) -> AddSumma
     return AddSummary(tuple(new), tuple(changed), tuple(unchanged), tuple(failed))
 
 
-def open_source(record: ModelRecord) -> TensorSource:
+def open_source(record: ModelRecord) -> OpenedModel:
     """A tensor source for a stored model, from where the record says it lives."""
     if record.source in ("local", "cache") and record.path:
         return open_local_model(
@@ -109,14 +108,13 @@ def open_source(record: ModelRecord) -> TensorSource:
 
 
 def store_signature(store: Store, record: ModelRecord, sig: Signature) -> None:
-    store.put_signature(
-        record.id,
-        revision=record.revision,
-        arch=sig.arch,
-        params=sig.params.tag(),
-        n_slots=len(sig.slots),
-        bytes_read=sig.bytes_read,
-        blob=sig.to_bytes(),
+    """Store `sig` as the signature of `record` (see `lineage.catalogue.Catalogue.put`)."""
+    Catalogue(store, sig.params).put(record, sig)
+
+
+def _unreadable(model_id: str, err: Exception) -> str:
+    return (
+        f"{model_id}: cannot read its weights ({err}); check the files and run `lineage add` again"
     )
 
 
@@ -128,50 +126,58 @@ def fingerprint_models(
     device: str = "auto",
     params: SignatureParams | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> FingerprintSummary:
     """Compute and store signatures.
 
     Args:
-        ids: these models (recomputed even when current). Empty: every readable model whose
-            stored signature is missing or stale.
-        everything: recompute every readable model.
+        ids: these models (recomputed even when current). Empty: every model whose stored
+            signature is missing or stale and whose status deserves another try
+            (`lineage.policy`, context `fingerprint`).
+        everything: recompute every such model, current or not.
         device: "auto", "cpu" or "cuda".
         params: signature parameters (default `SignatureParams()`).
         progress: called as (done, total, model id) after each model.
+        executor: where signatures are computed (default: one local thread, models in turn).
     """
-    params = params or SignatureParams()
+    catalogue = Catalogue(store, params or SignatureParams())
     skipped: list[str] = []
     if ids:
         records = [store.require_model(i) for i in ids]
     else:
         records = []
         for r in store.models():
-            current = store.has_current_signature(r.id, r.revision, params=params.tag())
-            if r.status in RETRYABLE and (everything or not current):
+            if retries(r.status, Context.FINGERPRINT) and (
+                everything or not catalogue.is_current(r)
+            ):
                 records.append(r)
             else:
                 skipped.append(r.id)
     done: list[str] = []
     failed: list[Failure] = []
     total_bytes = 0
-    for i, rec in enumerate(records):
-        try:
-            sig = compute_signature(open_source(rec), params=params, device=device)
-        except HubError as e:
-            store.set_status(rec.id, e.status, str(e))
-            failed.append(Failure(rec.id, e.status, str(e)))
-        except (OSError, ValueError) as e:
-            reason = f"{rec.id}: cannot read its weights ({e}); check the files and run `lineage add` again"
-            store.set_status(rec.id, "malformed", reason)
-            failed.append(Failure(rec.id, "malformed", reason))
-        else:
-            store_signature(store, rec, sig)
-            if rec.status != "ok":
-                store.set_status(rec.id, "ok", "")
-            total_bytes += sig.bytes_read
-            done.append(rec.id)
-        if progress is not None:
-            progress(i + 1, len(records), rec.id)
+    engine = Engine(
+        open_model=open_source,
+        model_id=lambda r: r.id,
+        unreadable=_unreadable,
+        executor=executor or ThreadExecutor(1),
+        params=catalogue.params,
+        device=device,
+    )
+    try:
+        for i, outcome in enumerate(engine.run(records)):
+            rec = outcome.job
+            store_outcome(catalogue, rec, outcome, upsert=False)
+            if outcome.signature is not None:
+                total_bytes += outcome.signature.bytes_read
+                done.append(rec.id)
+            else:
+                failed.append(Failure(rec.id, outcome.status, outcome.reason))
+            if progress is not None:
+                progress(i + 1, len(records), rec.id)
+    finally:
+        if executor is None:
+            engine.executor.close()
     return FingerprintSummary(tuple(done), tuple(skipped), tuple(failed), total_bytes)
 
 
@@ -184,18 +190,18 @@ def resolve_signature(
 ) -> Signature:
     """The signature of `ref`: a model id in the store, else a local model folder.
 
-    A stored model without a current signature is fingerprinted (and the signature stored); a
-    folder that is not in the store is fingerprinted without storing anything.
+    A stored model without a current signature (`lineage.catalogue`: its revision and these
+    parameters) is fingerprinted and the signature stored; a folder that is not in the store
+    is fingerprinted without storing anything.
     """
     params = params or SignatureParams()
     record = store.get_model(ref) if store is not None else None
-    if record is not None:
-        row = store.get_signature(ref) if store is not None else None
-        if row is not None and row.revision == record.revision:
-            return Signature.from_bytes(row.blob, model_id=ref)
-        sig = compute_signature(open_source(record), params=params, device=device)
-        if store is not None:
-            store_signature(store, record, sig)
+    if store is not None and record is not None:
+        catalogue = Catalogue(store, params)
+        sig = catalogue.load(record)
+        if sig is None:
+            sig = compute_signature(open_source(record), params=params, device=device)
+            catalogue.put(record, sig)
         return sig
     if Path(ref).is_dir():
         model = open_local_model(ref, model_id=ref)

@@ -1,0 +1,156 @@
+"""Detailed pair comparisons, cached in the store under both models' revisions.
+
+A pair is recomputed only when one of its models changed (a new revision drops its signature
+and pairs in the store). A detailed pair is stored once: the `pairs` columns hold what they name
+and `detail` the rest of the `PairResult` (`DETAIL_FIELDS`), so `pair_result` rebuilds it
+exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from fingerprint.comparison import PairResult, compare
+from fingerprint.signature import Signature
+from fingerprint.significance import log10
+from hub.records import ModelRecord
+from lineage.allpairs import PairStats, candidate_pairs
+from lineage.store import PairRow, Store
+
+__all__ = ["BACKGROUND_DETAIL", "DETAIL_FIELDS", "cached_pairs", "pair_result", "pair_row"]
+
+# up to this many unrelated pairs get a full per-slot comparison (for the lineage map)
+BACKGROUND_DETAIL = 20_000
+# The fields of a PairResult that are not columns of `pairs`, kept in `detail`.
+DETAIL_FIELDS = (
+    "overlap_std",
+    "overlap_median",
+    "overlap_min",
+    "slots_a",
+    "slots_b",
+    "per_slot",
+    "warnings",
+)
+
+
+def pair_row(p: PairResult, records: Mapping[str, ModelRecord]) -> PairRow:
+    """The stored form of a detailed comparison, with `a < b` and each value once."""
+    d = p.to_dict()
+    detail = {k: d[k] for k in DETAIL_FIELDS}
+    a, b = p.a, p.b
+    if a > b:  # the store keeps a < b: the slot counts follow their models
+        a, b = b, a
+        detail["slots_a"], detail["slots_b"] = p.slots_b, p.slots_a
+    return PairRow(
+        a=a,
+        b=b,
+        revision_a=records[a].revision,
+        revision_b=records[b].revision,
+        overlap=p.overlap,
+        identity=p.identity,
+        p_value=p.p_value,
+        log10_p=p.log10_p,
+        slots_compared=p.slots_compared,
+        verdict=p.verdict,
+        detail=detail,
+    )
+
+
+def has_detail(row: PairRow | None) -> bool:
+    """Whether `row` holds a full comparison (not only the overlap of a background pair)."""
+    return row is not None and all(k in row.detail for k in DETAIL_FIELDS[:-1])
+
+
+def _float(value: float | None) -> float:
+    # SQLite stores NaN as NULL; a detailed comparison never has a missing float otherwise.
+    return math.nan if value is None else value
+
+
+def pair_result(row: PairRow | None) -> PairResult | None:
+    """The `PairResult` a stored row holds, or None when it holds no per-slot detail."""
+    if row is None or not has_detail(row):
+        return None
+    return PairResult.from_dict(
+        {
+            "a": row.a,
+            "b": row.b,
+            "overlap": _float(row.overlap),
+            "identity": _float(row.identity),
+            "p_value": _float(row.p_value),
+            "log10_p": _float(row.log10_p),
+            "slots_compared": row.slots_compared,
+            "verdict": row.verdict,
+            **{k: row.detail[k] for k in DETAIL_FIELDS if k in row.detail},
+        }
+    )
+
+
+def cached_pairs(
+    store: Store,
+    records: Mapping[str, ModelRecord],
+    sigs: Mapping[str, Signature],
+    stats: PairStats,
+    counter: dict[str, int] | None = None,
+    top: int | None = None,
+) -> list[PairResult]:
+    """Detailed results for significant pairs, from the store when current.
+
+    `top`: only each model's strongest this-many partners (None: every significant pair).
+    `counter["compared"]` (when given) is increased by the comparisons actually computed.
+    """
+    cache = {(r.a, r.b): r for r in store.pairs()}
+    out, fresh = [], []
+    for i, j in sorted(candidate_pairs(stats, top)):
+        a, b = sorted((stats.ids[i], stats.ids[j]))
+        row = cache.get((a, b))
+        p = None
+        if (
+            row is not None
+            and row.revision_a == records[a].revision
+            and row.revision_b == records[b].revision
+        ):
+            p = pair_result(row)
+        if p is None:
+            p = compare(sigs[a], sigs[b], alpha=stats.alpha_pair)
+            fresh.append(p)
+        out.append(p)
+    if fresh:
+        store.put_pairs(pair_row(p, records) for p in fresh)
+    if counter is not None:
+        counter["compared"] = counter.get("compared", 0) + len(fresh)
+    if stats.background is not None:
+        # unrelated same-architecture pairs, for reports: full per-slot detail while that is
+        # cheap, the overlap alone beyond
+        bi, bj, bo, bp = stats.background
+        rows = [
+            (*sorted((stats.ids[i], stats.ids[j])), o, pv)
+            for i, j, o, pv in zip(bi.tolist(), bj.tolist(), bo.tolist(), bp.tolist(), strict=True)
+        ]
+        detailed = [r for r in rows if not has_detail(cache.get(r[:2]))]
+        if len(detailed) <= BACKGROUND_DETAIL:
+            if counter is not None:
+                counter["compared"] += len(detailed)
+            store.put_pairs(
+                pair_row(compare(sigs[a], sigs[b], alpha=stats.alpha_pair), records)
+                for a, b, _, _ in detailed
+            )
+        else:  # overlap only, and only for pairs the store does not hold yet
+            store.put_pairs(
+                PairRow(
+                    a,
+                    b,
+                    records[a].revision,
+                    records[b].revision,
+                    float(o),
+                    None,
+                    float(pv),
+                    log10(float(pv)),
+                    0,
+                    "unrelated",
+                    {},
+                )
+                for a, b, o, pv in rows
+                if (a, b) not in cache
+            )
+    return out

@@ -1,0 +1,204 @@
+"""The store's connection: opening the file, migrating it, transactions and reads.
+
+`Connection` is the base of `lineage.store.Store`; the tables' methods live in their own
+modules (models, signatures, pairs, runs) as classes over it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lineage.errors import StoreError
+from lineage.store.rows import now
+from lineage.store.schema import MIGRATIONS, Migration
+
+__all__ = ["Connection"]
+
+
+class Connection:
+    """One SQLite connection with the store's lock, transactions and schema migrations.
+
+    Args and errors: see `lineage.store.Store`, which is this class with the tables' methods.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 30.0,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ):
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn: sqlite3.Connection | None = None
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the folder for database {self.path}: {e}") from e
+        try:
+            # isolation_level=None: no implicit transactions; `transaction()` issues BEGIN itself.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"cannot open database {self.path}: {e}; check that the path is writable"
+            ) from e
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self.journal_mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            # FULL: a committed write survives a power cut too, not only a process crash.
+            conn.execute("PRAGMA synchronous = FULL")
+            self._migrate(tuple(migrations))
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise StoreError(
+                f"{self.path} is not a usable model-lineage database (SQLite says: {e}); "
+                "pass another --db or move the file away"
+            ) from e
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection. Safe to call twice."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file."""
+        with self._lock:
+            return self._read_version(self._connection())
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"the store {self.path} is closed")
+        return self._conn
+
+    def _busy_message(self, e: sqlite3.Error) -> str:
+        if "locked" in str(e) or "busy" in str(e):
+            return (
+                f"database {self.path} is busy: another lineage process is writing to it; "
+                "wait for it to finish or use another --db"
+            )
+        return f"database {self.path}: {e}"
+
+    # ---- transactions ------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Group writes: all of them are committed together, or none if the block raises.
+
+        The outermost block takes SQLite's write lock at once (BEGIN IMMEDIATE); nested blocks
+        are savepoints, so an exception caught inside the outer block undoes only its own part.
+        The store's thread lock is held for the whole block.
+
+        Raises:
+            StoreError: the write lock could not be taken within `busy_timeout`, or SQLite failed.
+        """
+        with self._lock:
+            conn = self._connection()
+            depth = self._depth
+            savepoint = f"lineage_sp{depth}"
+            try:
+                conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
+            except sqlite3.Error as e:
+                raise StoreError(self._busy_message(e)) from e
+            self._depth += 1
+            try:
+                yield self
+            except BaseException as e:
+                self._depth -= 1
+                try:
+                    if depth == 0:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                    else:
+                        conn.execute(f"ROLLBACK TO {savepoint}")
+                        conn.execute(f"RELEASE {savepoint}")
+                except sqlite3.Error:
+                    pass  # the original error is the one worth reporting
+                if isinstance(e, sqlite3.Error):
+                    raise StoreError(self._busy_message(e)) from e
+                raise
+            self._depth -= 1
+            try:
+                conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+            except sqlite3.Error as e:
+                if depth == 0 and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(self._busy_message(e)) from e
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._connection().execute(sql, args).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(self._busy_message(e)) from e
+
+    # ---- migrations --------------------------------------------------------------------
+
+    def _read_version(self, conn: sqlite3.Connection) -> int:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "schema_version" not in names:
+            foreign = sorted(n for n in names if not n.startswith("sqlite_"))
+            if foreign:
+                # Never add our tables to somebody else's database.
+                raise StoreError(
+                    f"{self.path} is a SQLite database but not a model-lineage one (it has "
+                    f"tables {foreign} and no schema_version); pass another --db"
+                )
+            return 0
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self, migrations: tuple[Migration, ...]) -> None:
+        known = len(migrations)
+        conn = self._connection()
+        if self._check_version(self._read_version(conn), known) == known:
+            return
+        with self.transaction():
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            current = self._check_version(self._read_version(conn), known)
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            for version in range(current + 1, known + 1):
+                migrations[version - 1](conn)
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, now()),
+                )
+
+    def _check_version(self, current: int, known: int) -> int:
+        if current > known:
+            raise StoreError(
+                f"database {self.path} has schema version {current}, but this model-lineage "
+                f"only knows versions up to {known}: upgrade model-lineage to open it"
+            )
+        return current
