@@ -12,16 +12,18 @@ the edges the graph keeps is done by `detailed_pairs`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from fingerprint import significance
-from fingerprint.compare import PairResult, check_compatible, compare
+from fingerprint.comparison import PairResult, check_compatible, compare
 from fingerprint.device import resolve_device
+from fingerprint.hashing import splitmix64
 from fingerprint.signature import Signature
+from hub.records import ModelRecord
 
 DEFAULT_ALPHA = 0.01
 
@@ -43,12 +45,12 @@ class PairStats:
     # kept in exact mode only, for reports and calibration plots
     background: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+    def overlaps(self) -> dict[frozenset[str], float]:
+        """Overlap of every significant pair, keyed by the unordered pair of model ids."""
+        return {
+            frozenset((self.ids[i], self.ids[j])): float(o)
+            for i, j, o in zip(self.i.tolist(), self.j.tolist(), self.overlap.tolist(), strict=True)
+        }
 
 
 def _design(
@@ -62,7 +64,7 @@ def _design(
             sid = slot_ids[s.key]
             pos = s.positions.astype(np.int64)
             if sample_rate > 1:
-                h = _mix((np.uint64(sid) << np.uint64(32)) | pos.astype(np.uint64))
+                h = splitmix64((np.uint64(sid) << np.uint64(32)) | pos.astype(np.uint64))
                 pos = pos[h % np.uint64(sample_rate) == 0]
             cols.append(sid * width + pos)
             rows.append(np.full(pos.size, r, dtype=np.int64))
@@ -272,6 +274,39 @@ def detailed_pairs(
         out.append(compare(_named(sa, a), _named(sb, b), alpha=stats.alpha_pair))
         if progress is not None:
             progress(n + 1, len(chosen), f"{a} ~ {b}")
+    return out
+
+
+def index_pairs(pairs: Iterable[PairResult]) -> dict[frozenset[str], PairResult]:
+    """Comparisons keyed by the unordered pair of model ids (a later duplicate wins)."""
+    return {frozenset((p.a, p.b)): p for p in pairs}
+
+
+def declared_pairs(
+    records: Mapping[str, ModelRecord],
+    sigs: Mapping[str, Signature],
+    have: Iterable[PairResult],
+) -> dict[tuple[str, str], PairResult]:
+    """Comparisons of each model with the bases its card declares, where `have` lacks them.
+
+    A declared base is often not significant (a wrong card), so the detailed pairs miss it;
+    the anomaly rules still need its numbers. Compared at `compare`'s own alpha, base first.
+
+    Args:
+        records: model id -> metadata, for every id in `sigs`.
+        sigs: model id -> signature; bases without a signature are skipped.
+        have: comparisons already made (either order).
+
+    Returns:
+        (base, model) -> comparison.
+    """
+    known = index_pairs(have)
+    out: dict[tuple[str, str], PairResult] = {}
+    for model in sorted(sigs):
+        for base in records[model].declared_bases:
+            key = (base.id, model)
+            if base.id in sigs and frozenset(key) not in known and key not in out:
+                out[key] = compare(sigs[base.id], sigs[model])
     return out
 
 

@@ -1,17 +1,25 @@
 """What does not add up: declared lineage against recovered lineage, copies, merges.
 
-Each anomaly has a kind (lineage.records.ANOMALY_KINDS), a severity (high / medium / low), a
-score in [0, 1] and one sentence of evidence with the numbers behind it.
+The rules are one table, `RULES`: each anomaly kind with the function that finds it, its
+severity rule, a short label for plots and one line of help for the CLI. A new kind is one
+function and one row. Each anomaly has a severity (high / medium / low), a score in [0, 1] and
+one sentence of evidence with the numbers behind it.
+
+Rules read only the comparisons they are given: the detailed pairs the graph used and the
+declared (base, model) pairs the caller compared up front (`allpairs.declared_pairs`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from fingerprint.compare import PairResult, compare
-from fingerprint.signature import Signature
-from hub.records import ModelRecord
-from lineage.records import Anomaly, Edge, Node
+from lineage.records import Anomaly, Edge, LineageGraph, Node
+
+if TYPE_CHECKING:  # kept light: the CLI reads RULES for its help without numpy or torch
+    from fingerprint.comparison import PairResult
+    from hub.records import ModelRecord
 
 FEW_DOWNLOADS = 10  # seed pattern 1: < 10 downloads and a near-copy of an older model
 MANY_DOWNLOADS = 100  # seed pattern 2: > 100 downloads and overlap < 0.1 with the declared base
@@ -22,13 +30,72 @@ COPY_OVERLAP = 0.98
 MISLABEL_OVERLAP = 0.1
 
 
-def _pair(
-    a: str, b: str, by_pair: Mapping[frozenset[str], PairResult], sigs: Mapping[str, Signature]
-) -> PairResult | None:
-    got = by_pair.get(frozenset((a, b)))
-    if got is None and a in sigs and b in sigs:
-        got = compare(sigs[a], sigs[b])
-    return got
+@dataclass(frozen=True, slots=True)
+class Pairs:
+    """The comparisons the rules may read."""
+
+    detailed: Mapping[frozenset[str], PairResult]
+    declared: Mapping[tuple[str, str], PairResult]
+
+    def get(self, a: str, b: str) -> PairResult | None:
+        """The comparison of a with b: a detailed pair (either order), else a declared
+        (base a, model b) pair, else None (not comparable)."""
+        got = self.detailed.get(frozenset((a, b)))
+        return got if got is not None else self.declared.get((a, b))
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """One model as the rules see it: its recovered and its declared lineage."""
+
+    node: Node
+    record: ModelRecord
+    declared: tuple[str, ...]  # the bases its card declares
+    known: tuple[str, ...]  # ... those that have a signature (are in the graph)
+    foreign: tuple[str, ...]  # ... those in another family
+    parents: frozenset[str]  # recovered parents
+    best: Edge | None  # the recovered parent edge of highest overlap
+    identical: bool  # every parent edge a byte-identical copy
+    pairs: Pairs
+
+    @property
+    def id(self) -> str:
+        return self.node.id
+
+    def pair(self, other: str) -> PairResult | None:
+        """This model's comparison with `other` (its parent or declared base)."""
+        return self.pairs.get(other, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a rule found: the anomaly less its model, kind and severity."""
+
+    score: float
+    evidence: str
+    related: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyRule:
+    """One anomaly kind.
+
+    Attributes:
+        kind: the name in outputs (`anomalies --json`, the tree's node lists).
+        label: a short label for plots.
+        help: one line for the CLI and docs.
+        severity: the severity rule, from the model the rule fired on.
+        find: the rule: its findings on one model (none, one, or one per declared base).
+        order: where its anomalies stand among one model's (the weights' evidence first,
+            then the card's).
+    """
+
+    kind: str
+    label: str
+    help: str
+    severity: Callable[[Subject], str]
+    find: Callable[[Subject], Iterable[Finding]]
+    order: int
 
 
 def _fmt(p: PairResult | None) -> str:
@@ -38,118 +105,198 @@ def _fmt(p: PairResult | None) -> str:
     return f"overlap {p.overlap:.3f}, identity {p.identity:.2f}, p {pv}"
 
 
-def find_anomalies(
-    nodes: Sequence[Node],
-    edges: Sequence[Edge],
-    records: Mapping[str, ModelRecord],
-    by_pair: Mapping[frozenset[str], PairResult],
-    sigs: Mapping[str, Signature],
-) -> list[Anomaly]:
-    """Compare each model's declared bases with its recovered parents and flag the rest."""
-    family = {n.id: n.family for n in nodes}
-    into: dict[str, list[Edge]] = {}
-    for e in edges:
-        into.setdefault(e.child, []).append(e)
-    out: list[Anomaly] = []
-    for n in nodes:
-        rec = records[n.id]
-        parents = set(n.parents)
-        declared = list(n.declared_base)
-        known = [d for d in declared if d in sigs]
-        main = into.get(n.id, [])
-        best = max(main, key=lambda e: e.overlap) if main else None
-        identical = bool(main) and all(e.relation == "copy" and e.identity >= 0.99 for e in main)
+def _merge_leaves_out(s: Subject) -> bool:
+    # a merge whose card declares a proper subset of its two recovered parents
+    return bool(s.declared and s.known and len(s.parents) == 2 and set(s.known) < s.parents)
 
-        if best is not None and identical:
-            out.append(
-                Anomaly(
-                    n.id,
-                    "reupload",
-                    "high" if not declared else "medium",
-                    1.0,
-                    f"weights byte-identical to older {best.parent} ({_fmt(_pair(best.parent, n.id, by_pair, sigs))})",
-                    (best.parent,),
-                )
+
+def _reupload(s: Subject) -> list[Finding]:
+    if s.best is None or not s.identical:
+        return []
+    parent = s.best.parent
+    evidence = f"weights byte-identical to older {parent} ({_fmt(s.pair(parent))})"
+    return [Finding(1.0, evidence, (parent,))]
+
+
+def _suspicious_copy(s: Subject) -> list[Finding]:
+    best = s.best
+    if not (
+        best is not None
+        and s.record.downloads < FEW_DOWNLOADS
+        and best.overlap > COPY_OVERLAP
+        and best.relation != "quantized"
+        and (s.identical or not s.declared)
+    ):
+        return []
+    evidence = (
+        f"{s.record.downloads} downloads and overlap {best.overlap:.3f} with older "
+        f"{best.parent}: likely a copy or test upload"
+    )
+    return [Finding(round(best.overlap, 4), evidence, (best.parent,))]
+
+
+def _missing_base(s: Subject) -> list[Finding]:
+    if not s.parents or s.declared:
+        return []
+    parents = sorted(s.parents)
+    main = s.node.parent
+    evidence = (
+        f"derived from {', '.join(parents)} "
+        f"({_fmt(s.pair(main)) if main else ''}) "
+        "but declares no base_model"
+    )
+    return [Finding(round(s.best.overlap if s.best else 0.0, 4), evidence, tuple(parents))]
+
+
+def _undeclared_merge(s: Subject) -> list[Finding]:
+    if not _merge_leaves_out(s):
+        return []
+    missing = ", ".join(sorted(s.parents - set(s.known)))
+    evidence = (
+        f"weights combine {' and '.join(sorted(s.parents))}; the card declares only "
+        f"{', '.join(s.known)}, not {missing}"
+    )
+    return [Finding(0.8, evidence, tuple(sorted(s.parents)))]
+
+
+def _declared_base_mismatch(s: Subject) -> list[Finding]:
+    if not s.known or set(s.known) == s.parents or _merge_leaves_out(s):
+        return []
+    evid = [f"declares {d} ({_fmt(s.pair(d))})" for d in s.known]
+    if s.parents:
+        evid.append(
+            "weights point to " + ", ".join(f"{p} ({_fmt(s.pair(p))})" for p in sorted(s.parents))
+        )
+    else:
+        evid.append("no parent found among the models compared")
+    score = 1.0 if s.foreign else 0.6
+    return [Finding(score, "; ".join(evid), tuple(sorted(s.parents)) + s.known)]
+
+
+def _mislabeled(s: Subject) -> list[Finding]:
+    if s.record.downloads <= MANY_DOWNLOADS:
+        return []
+    out = []
+    for d in s.known:
+        p = s.pair(d)
+        if p is not None and p.overlap < MISLABEL_OVERLAP and d not in s.parents:
+            evidence = (
+                f"{s.record.downloads} downloads but overlap {p.overlap:.3f} with its "
+                f"declared base {d}: the card is likely wrong"
             )
-        if (
-            best is not None
-            and rec.downloads < FEW_DOWNLOADS
-            and best.overlap > COPY_OVERLAP
-            and best.relation != "quantized"
-            and (identical or not declared)
-        ):
-            out.append(
-                Anomaly(
-                    n.id,
-                    "suspicious_copy",
-                    "medium",
-                    round(best.overlap, 4),
-                    f"{rec.downloads} downloads and overlap {best.overlap:.3f} with older "
-                    f"{best.parent}: likely a copy or test upload",
-                    (best.parent,),
+            out.append(Finding(round(1 - p.overlap, 4), evidence, (d,)))
+    return out
+
+
+def _fixed(level: str) -> Callable[[Subject], str]:
+    return lambda s: level
+
+
+# Listed in the order of docs, CLI help and evaluation tables; `order` is the order in which a
+# model's anomalies are reported.
+RULES: tuple[AnomalyRule, ...] = (
+    AnomalyRule(
+        kind="declared_base_mismatch",
+        label="base mismatch",
+        help="a declared base is not a recovered parent, high when it lies in another family",
+        severity=lambda s: "high" if s.foreign else "medium",
+        find=_declared_base_mismatch,
+        order=4,
+    ),
+    AnomalyRule(
+        kind="missing_base",
+        label="no base declared",
+        help="derived from a recovered parent but the card declares no base_model",
+        severity=_fixed("medium"),
+        find=_missing_base,
+        order=2,
+    ),
+    AnomalyRule(
+        kind="reupload",
+        label="re-upload",
+        help="every slot byte-identical to an older model, high when the card declares no base",
+        severity=lambda s: "medium" if s.declared else "high",
+        find=_reupload,
+        order=0,
+    ),
+    AnomalyRule(
+        kind="suspicious_copy",
+        label="copy?",
+        help=f"< {FEW_DOWNLOADS} downloads and overlap > {COPY_OVERLAP} with an older model, "
+        "undeclared or byte-identical: the seed's pattern 1",
+        severity=_fixed("medium"),
+        find=_suspicious_copy,
+        order=1,
+    ),
+    AnomalyRule(
+        kind="mislabeled",
+        label="mislabeled?",
+        help=f"> {MANY_DOWNLOADS} downloads and overlap < {MISLABEL_OVERLAP} with the declared "
+        "base: the seed's pattern 2",
+        severity=_fixed("high"),
+        find=_mislabeled,
+        order=5,
+    ),
+    AnomalyRule(
+        kind="undeclared_merge",
+        label="undeclared merge",
+        help="weights combine two recovered parents, the card declares only one of them",
+        severity=_fixed("medium"),
+        find=_undeclared_merge,
+        order=3,
+    ),
+)
+ANOMALY_KINDS: tuple[str, ...] = tuple(r.kind for r in RULES)
+_REPORTED = tuple(sorted(RULES, key=lambda r: r.order))
+
+
+def _subjects(
+    graph: LineageGraph, records: Mapping[str, ModelRecord], pairs: Pairs
+) -> Iterable[Subject]:
+    family = {n.id: n.family for n in graph.nodes}
+    into: dict[str, list[Edge]] = {}
+    for e in graph.edges:
+        into.setdefault(e.child, []).append(e)
+    for n in graph.nodes:
+        known = tuple(d for d in n.declared_base if d in family)
+        main = into.get(n.id, [])
+        yield Subject(
+            node=n,
+            record=records[n.id],
+            declared=n.declared_base,
+            known=known,
+            foreign=tuple(d for d in known if family[d] != n.family),
+            parents=frozenset(n.parents),
+            best=max(main, key=lambda e: e.overlap) if main else None,
+            identical=bool(main) and all(e.relation == "copy" and e.identity >= 0.99 for e in main),
+            pairs=pairs,
+        )
+
+
+def find_anomalies(
+    graph: LineageGraph,
+    records: Mapping[str, ModelRecord],
+    pairs: Sequence[PairResult],
+    declared: Mapping[tuple[str, str], PairResult],
+) -> list[Anomaly]:
+    """Compare each model's declared bases with its recovered parents and flag the rest.
+
+    Args:
+        graph: the recovered forest (its own anomalies are ignored).
+        records: model id -> metadata.
+        pairs: the per-slot comparisons the graph was built from.
+        declared: (base, model) comparisons of declared bases that `pairs` lacks
+            (`allpairs.declared_pairs`).
+
+    Returns:
+        The anomalies, model by model in the graph's node order, each model's in rule `order`.
+    """
+    out: list[Anomaly] = []
+    detailed = {frozenset((p.a, p.b)): p for p in pairs}
+    for s in _subjects(graph, records, Pairs(detailed, declared)):
+        for rule in _REPORTED:
+            for f in rule.find(s):
+                out.append(
+                    Anomaly(s.id, rule.kind, rule.severity(s), f.score, f.evidence, f.related)
                 )
-            )
-        if parents and not declared:
-            out.append(
-                Anomaly(
-                    n.id,
-                    "missing_base",
-                    "medium",
-                    round(best.overlap if best else 0.0, 4),
-                    f"derived from {', '.join(sorted(parents))} "
-                    f"({_fmt(_pair(n.parent, n.id, by_pair, sigs)) if n.parent else ''}) "
-                    "but declares no base_model",
-                    tuple(sorted(parents)),
-                )
-            )
-        elif declared and known and len(parents) == 2 and set(known) < parents:
-            missing = ", ".join(sorted(parents - set(known)))
-            out.append(
-                Anomaly(
-                    n.id,
-                    "undeclared_merge",
-                    "medium",
-                    0.8,
-                    f"weights combine {' and '.join(sorted(parents))}; the card declares only "
-                    f"{', '.join(known)}, not {missing}",
-                    tuple(sorted(parents)),
-                )
-            )
-        elif known and set(known) != parents:
-            evid = [f"declares {d} ({_fmt(_pair(d, n.id, by_pair, sigs))})" for d in known]
-            if parents:
-                evid.append(
-                    "weights point to "
-                    + ", ".join(
-                        f"{p} ({_fmt(_pair(p, n.id, by_pair, sigs))})" for p in sorted(parents)
-                    )
-                )
-            else:
-                evid.append("no parent found among the models compared")
-            foreign = [d for d in known if family.get(d) != n.family]
-            out.append(
-                Anomaly(
-                    n.id,
-                    "declared_base_mismatch",
-                    "high" if foreign else "medium",
-                    1.0 if foreign else 0.6,
-                    "; ".join(evid),
-                    tuple(sorted(parents)) + tuple(known),
-                )
-            )
-        if rec.downloads > MANY_DOWNLOADS:
-            for d in known:
-                p = _pair(d, n.id, by_pair, sigs)
-                if p is not None and p.overlap < MISLABEL_OVERLAP and d not in parents:
-                    out.append(
-                        Anomaly(
-                            n.id,
-                            "mislabeled",
-                            "high",
-                            round(1 - p.overlap, 4),
-                            f"{rec.downloads} downloads but overlap {p.overlap:.3f} with its "
-                            f"declared base {d}: the card is likely wrong",
-                            (d,),
-                        )
-                    )
     return out

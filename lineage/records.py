@@ -5,14 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 RELATIONS = ("finetune", "adapter", "partial", "copy", "quantized", "merge")
-ANOMALY_KINDS = (
-    "declared_base_mismatch",
-    "missing_base",
-    "reupload",
-    "suspicious_copy",
-    "mislabeled",
-    "undeclared_merge",
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,27 @@ import torch
 from fingerprint.signature import compute_signature
 from hub.local import open_local_model
 from hub.records import DeclaredBase
-from lineage.allpairs import _cooccurrence_cpu, _design, significant_pairs
-from lineage.present.export import FORMATS, export, to_networkx
-from lineage.graph import Confidence, build_graph
-from lineage.records import ANOMALY_KINDS, RELATIONS
+from lineage.allpairs import (
+    _cooccurrence_cpu,
+    _design,
+    declared_pairs,
+    detailed_pairs,
+    significant_pairs,
+)
+from lineage.anomalies import ANOMALY_KINDS, find_anomalies
+from lineage.graph import (
+    EVIDENCE,
+    Confidence,
+    GraphParams,
+    build_graph,
+    detail_top,
+    orientation,
+    recover,
+    with_anomalies,
+)
 from lineage.lab.synthetic import synthetic_signatures
+from lineage.present.export import FORMATS, export, to_networkx
+from lineage.records import RELATIONS
 from tests.factory import llama_tensors, noisy, write_model
 
 
@@ -141,6 +157,59 @@ def test_anomalies_name_what_does_not_add_up(graph):
     for a in graph.anomalies:
         assert a.kind in ANOMALY_KINDS and a.severity in ("high", "medium", "low")
         assert 0.0 <= a.score <= 1.0 and a.evidence
+
+
+def test_the_steps_one_by_one_give_build_graph(zoo, graph):
+    records, sigs = zoo
+    params = GraphParams()
+    stats = significant_pairs(sigs, alpha=params.alpha, device="cpu")
+    pairs = detailed_pairs(sigs, stats, top=detail_top(stats, params))
+    bare = recover(records, sigs, stats, pairs, params=params)
+    assert bare.anomalies == () and not any(n.anomalies for n in bare.nodes)
+    # the wrong card's base is not significant, so only it is compared for the rules
+    declared = declared_pairs(records, sigs, pairs)
+    assert list(declared) == [("org/other-base", "u6/mislabel")]
+    full = with_anomalies(bare, find_anomalies(bare, records, pairs, declared))
+    assert full == graph
+    assert json.dumps(full.to_json()) == json.dumps(graph.to_json())
+    flagged = {n.id: n.anomalies for n in full.nodes}
+    assert flagged["u5/copy"] == ("reupload", "suspicious_copy", "missing_base")
+
+
+def test_orientation_is_antisymmetric_and_zero_without_evidence(zoo):
+    records, sigs = zoo
+    params = GraphParams()
+    assert orientation("org/base", "org/instruct", records, sigs, params) > 0
+    assert orientation("u1/chat", "org/instruct", records, sigs, params) < 0
+    for u, v in [("org/base", "u3/int8"), ("org/instruct", "u2/bf16"), ("u4/partial", "u7/merge")]:
+        assert orientation(u, v, records, sigs, params) == -orientation(v, u, records, sigs, params)
+    same = dataclasses.replace(records["org/base"], id="twin")
+    assert orientation("org/base", "twin", {**records, "twin": same},
+                       {**sigs, "twin": sigs["org/base"]}, params) == 0.0  # fmt: skip
+    assert [e.name for e in EVIDENCE][:2] == ["upload time", "declared base"]
+
+
+def test_store_build_equals_build_graph_on_the_same_signatures(tmp_path):
+    from lineage import pipeline
+    from lineage.build import build_lineage
+    from lineage.catalogue import load_inputs
+    from lineage.store import Store
+
+    zoo = tmp_path / "zoo"
+    base = llama_tensors(2, layers=1)
+    write_model(zoo / "org/a", base)
+    write_model(zoo / "org/b", noisy(base, 0.2, seed=1))
+    write_model(zoo / "org/c", base)
+    write_model(zoo / "org/d", llama_tensors(8, layers=1))
+    with Store(tmp_path / "l.db") as store:
+        pipeline.add_local(store, [zoo])
+        pipeline.fingerprint_models(store, device="cpu")
+        built = build_lineage(store, device="cpu")
+        records, sigs = load_inputs(store)
+    direct = build_graph(records, sigs, device="cpu")
+    assert built.anomalies == direct.anomalies and built.anomalies
+    assert built.to_json() == direct.to_json() | {"params": built.to_json()["params"]}
+    assert built.params == direct.params | {"pairs_compared": built.params["pairs_compared"]}
 
 
 def test_json_follows_the_contract(graph):

@@ -1,0 +1,81 @@
+"""The graph steps in order, on pairs the caller computed; and `build_graph` for callers
+without a store, which computes the pairs too.
+
+`lineage.build.build_lineage` is the orchestrator for a store: significant pairs, the pair
+cache, `recover`, the declared pairs, the anomaly rules. `build_graph` runs the same sequence
+with `allpairs.detailed_pairs` in place of the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from fingerprint.comparison import PairResult
+from fingerprint.signature import Signature
+from hub.records import ModelRecord
+from lineage.allpairs import (
+    PairStats,
+    declared_pairs,
+    detailed_pairs,
+    index_pairs,
+    significant_pairs,
+)
+from lineage.anomalies import find_anomalies
+from lineage.graph.assemble import assemble, with_anomalies
+from lineage.graph.branch import branching, candidates
+from lineage.graph.families import families
+from lineage.graph.merges import second_parents
+from lineage.graph.params import GraphParams, detail_top
+from lineage.graph.relations import edge_relations
+from lineage.records import LineageGraph
+
+
+def recover(
+    records: Mapping[str, ModelRecord],
+    sigs: Mapping[str, Signature],
+    stats: PairStats,
+    pairs: Sequence[PairResult],
+    *,
+    params: GraphParams,
+) -> LineageGraph:
+    """The lineage forest of the models in `sigs`, without anomalies.
+
+    Orient and score candidate edges, branch, find merges, type the edges, group families.
+
+    Args:
+        records: model id -> metadata (every id in `sigs` must be here).
+        sigs: model id -> signature.
+        stats: the significant pairs (`allpairs.significant_pairs`).
+        pairs: per-slot comparisons of the candidate pairs (`allpairs.detailed_pairs` or the
+            store's cache).
+        params: thresholds and weights.
+    """
+    index = index_pairs(pairs)
+    cand = candidates(records, sigs, pairs, params)
+    parent, second = second_parents(branching(cand), cand, index, stats.overlaps(), records, params)
+    relations = edge_relations(parent, second, index, records, sigs, params)
+    family = families(sigs, parent, second, records)
+    return assemble(sigs, records, parent, second, relations, family, index, stats, params)
+
+
+def build_graph(
+    records: Mapping[str, ModelRecord],
+    sigs: Mapping[str, Signature],
+    *,
+    params: GraphParams | None = None,
+    device: str = "auto",
+) -> LineageGraph:
+    """Recover the lineage forest and its anomalies, computing every comparison (no store).
+
+    Args:
+        records: model id -> metadata (every id in `sigs` must be here).
+        sigs: model id -> signature.
+        params: thresholds and weights.
+        device: for the co-occurrence product.
+    """
+    params = params or GraphParams()
+    stats = significant_pairs(sigs, alpha=params.alpha, device=device)
+    pairs = detailed_pairs(sigs, stats, top=detail_top(stats, params))
+    graph = recover(records, sigs, stats, pairs, params=params)
+    declared = declared_pairs(records, sigs, pairs)
+    return with_anomalies(graph, find_anomalies(graph, records, pairs, declared))

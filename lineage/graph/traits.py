@@ -1,0 +1,72 @@
+"""What the graph reads off one model or one pair: quantization and adapter hints in the
+metadata, a coarse value grid, float width, kurtosis, and the drift between two models."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from fingerprint.comparison import PairResult
+from fingerprint.signature import Signature
+from hub.dtypes import DTYPE_BITS
+from hub.records import ModelRecord
+from lineage.graph.params import GraphParams
+
+_QUANT_WORDS = re.compile(
+    r"(?<![a-z])(gptq|awq|gguf|int8|int4|4bit|8bit|bnb|quantized|exl2|fp8)(?![a-z])", re.I
+)
+_ADAPTER_WORDS = re.compile(r"(?<![a-z])(lora|peft|adapter|qlora)(?![a-z])", re.I)
+
+
+def is_quantized_meta(rec: ModelRecord) -> bool:
+    """Whether the card or the name says quantized (a declared relation, or a word like gptq)."""
+    if any(b.relation == "quantized" for b in rec.declared_bases):
+        return True
+    text = " ".join([rec.id, *rec.tags])
+    return bool(_QUANT_WORDS.search(text))
+
+
+def is_adapter_meta(rec: ModelRecord) -> bool:
+    """Whether the files, the card or the name say adapter (LoRA, PEFT)."""
+    if rec.extra.get("adapter") or any(b.relation == "adapter" for b in rec.declared_bases):
+        return True
+    return bool(_ADAPTER_WORDS.search(" ".join([rec.id, *rec.tags])))
+
+
+def is_coarse(sig: Signature, params: GraphParams) -> bool:
+    """Values rounded onto a quantization grid in a good share of slots.
+
+    Trained float weights have ~all-distinct values per row; an int8 round trip leaves at most
+    255 levels per row and 4-bit 16 per group. Embeddings are often left unquantized, hence a
+    share of slots rather than all.
+    """
+    if not sig.slots:
+        return False
+    coarse = sum(s.distinct < params.coarse_distinct for s in sig.slots)
+    return coarse >= params.coarse_share * len(sig.slots)
+
+
+def coarser(child: Signature, parent: Signature, params: GraphParams) -> bool:
+    """Whether `child` sits on a quantization grid that `parent` does not (quantized)."""
+    return is_coarse(child, params) and not is_coarse(parent, params)
+
+
+def mean_kurtosis(sig: Signature) -> float:
+    """Mean weight kurtosis over the slots (0 without slots)."""
+    return float(np.mean([s.kurtosis for s in sig.slots])) if sig.slots else 0.0
+
+
+def float_bits(sig: Signature) -> float:
+    """Mean bits per element over the slots (32 without slots or for an unknown code)."""
+    return float(np.mean([DTYPE_BITS.get(s.dtype, 32) for s in sig.slots])) if sig.slots else 32.0
+
+
+def drift(pair: PairResult) -> float:
+    """How far apart two related models are: -ln(overlap), shrunk by the identical share.
+
+    Along a chain overlaps multiply, so -ln(overlap) adds up; exactly equal weights (a copy,
+    frozen layers) bring it towards zero.
+    """
+    return -math.log(max(pair.overlap, 1e-9)) * (1.0 - 0.9 * pair.identity)

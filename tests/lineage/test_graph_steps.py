@@ -1,0 +1,91 @@
+"""Graph steps on hand-made data: merges, families, parent scores and the detail budget."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from fingerprint.comparison import PairResult
+from hub.records import DeclaredBase, ModelRecord
+from lineage.allpairs import PairStats
+from lineage.graph import GraphParams, detail_top, drift, families, parent_score, second_parents
+
+
+def _pair(a: str, b: str, overlap: float, identity: float = 0.0) -> PairResult:
+    return PairResult(
+        a, b, overlap, overlap, overlap, 0.0, identity, 1e-30, -30.0, 8, 8, 8, "derived", ()
+    )
+
+
+def _merge_world(parents_apart: float, declared: tuple[str, ...] = ()):
+    """m's main parent is a; b is another candidate; m is at overlap 0.5 from both, and a and b
+    are at `parents_apart` from each other."""
+    cand = nx.DiGraph([("a", "m"), ("b", "m")])
+    by_pair = {frozenset(("a", "m")): _pair("a", "m", 0.5), frozenset(("b", "m")): _pair("b", "m", 0.5)}  # fmt: skip
+    overlap = {frozenset(("a", "b")): parents_apart}
+    records = {
+        "a": ModelRecord("a"),
+        "b": ModelRecord("b"),
+        "m": ModelRecord("m", declared_bases=tuple(DeclaredBase(d) for d in declared)),
+    }
+    return second_parents({"m": "a"}, cand, by_pair, overlap, records, GraphParams())
+
+
+def test_a_model_between_two_distant_parents_is_their_merge():
+    # drift to each is -ln 0.5 = 0.69; the parents are -ln 0.01 = 4.6 apart
+    assert _merge_world(0.01) == ({"m": "a"}, {"m": "b"})
+
+
+def test_parents_closer_to_each_other_than_the_share_make_no_merge():
+    # -ln 0.4 = 0.92 apart: 0.69 is not below 0.6 x 0.92
+    assert _merge_world(0.4) == ({"m": "a"}, {})
+    # ... but is below 0.95 x 0.92 when the card declares both
+    assert _merge_world(0.4, declared=("a", "b")) == ({"m": "a"}, {"m": "b"})
+
+
+def test_second_parents_leave_their_input_alone():
+    parent = {"m": "a"}
+    cand = nx.DiGraph([("a", "m")])
+    second_parents(parent, cand, {frozenset(("a", "m")): _pair("a", "m", 0.5)}, {},
+                   {"a": ModelRecord("a"), "m": ModelRecord("m")}, GraphParams())  # fmt: skip
+    assert parent == {"m": "a"}
+
+
+def test_a_family_is_named_by_its_earliest_root():
+    records = {
+        "late": ModelRecord("late", created_at="2024-05-01"),
+        "early": ModelRecord("early", created_at="2024-01-01"),
+        "child": ModelRecord("child", created_at="2024-06-01"),
+        "alone": ModelRecord("alone"),
+    }
+    # child merges two roots: one family, named by the older
+    got = families(records, {"child": "late"}, {"child": "early"}, records)
+    assert got == {"late": "early", "early": "early", "child": "early", "alone": "alone"}
+
+
+def test_parent_score_prefers_the_declared_and_the_popular_parent():
+    params = GraphParams()
+    p = _pair("u", "v", 0.6)
+    plain = {"u": ModelRecord("u"), "v": ModelRecord("v")}
+    declared = {**plain, "v": ModelRecord("v", declared_bases=(DeclaredBase("u"),))}
+    popular = {**plain, "u": ModelRecord("u", downloads=10_000)}
+    base = parent_score("u", "v", p, plain, params)
+    assert base == pytest.approx(-drift(p))
+    assert parent_score("u", "v", p, declared, params) == pytest.approx(base + params.declared)
+    assert parent_score("u", "v", p, popular, params) > base
+    # a parent much less used than its child loses a little per decade
+    unpopular = {**plain, "v": ModelRecord("v", downloads=999)}
+    assert parent_score("u", "v", p, unpopular, params) == pytest.approx(
+        base - params.download_deficit * 3
+    )
+
+
+def test_every_significant_pair_is_detailed_up_to_the_budget():
+    def stats(n: int) -> PairStats:
+        z = np.zeros(n, dtype=np.int64)
+        return PairStats(("a", "b"), z, z, z, np.zeros(n), np.zeros(n), n, 0.01, "exact")
+
+    params = GraphParams(detail_all=3, candidates=2)
+    assert detail_top(stats(3), params) is None
+    assert detail_top(stats(4), params) == 2
