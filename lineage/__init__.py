@@ -1,7 +1,8 @@
 """Lineage of models: store, all-pairs, graph, anomalies, exports, reports, CLI.
 
-Everything the CLI does is one of these calls. The public surface is `__all__`; names load
-lazily, so `lineage --help` imports no heavy library.
+Everything the CLI does is one of these calls (`lineage.cli.table` names which, and
+tests/test_exported_members.py checks it). The public surface is `__all__`; names load lazily,
+so `lineage --help` imports no heavy library.
 """
 
 from importlib import import_module
@@ -11,8 +12,8 @@ _EXPORTS = {
     "add_local": "lineage.pipeline",
     "fingerprint_models": "lineage.pipeline",
     "compare_refs": "lineage.pipeline",
-    "crawl": "lineage.crawl",
-    "scan": "lineage.crawl",
+    "crawl": "lineage.crawler",
+    "scan": "lineage.scanner",
     "build_lineage": "lineage.build",
     "audit": "lineage.build",
     "build_graph": "lineage.graph",
@@ -26,8 +27,9 @@ _EXPORTS = {
     "export": "lineage.present.export",
     "to_networkx": "lineage.present.export",
     "build_report": "lineage.present.report",
-    "pairs_frame": "lineage.present.report",
+    "pairs_frame": "lineage.present.report_frame",
     "write_all_figures": "lineage.present.plots",
+    "draw_figure": "lineage.present.figures",
     "generate_zoo": "lineage.lab.zoo",
     "run_demo": "lineage.lab.demo",
     "LineageError": "lineage.errors",

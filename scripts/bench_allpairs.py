@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchdoc import write_section  # noqa: E402
+from benchdoc import publish, table  # noqa: E402
 
 
 def one(n_models: int, n_families: int) -> dict:
@@ -78,30 +78,36 @@ def main() -> int:
         )
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(rows[-1], file=sys.stderr)
-    head = "| models | families | mode | all-pairs time | peak memory | pairs tested | significant | of them same-family |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['models']:,} | {r['families']} | {r['mode']} | {r['allpairs_s']} s | "
-            f"{r['peak_rss_mb']:,} MB ({r['rss_before_mb']:,} MB holding the signatures) | "
-            f"{r['pairs_tested']:,} | {r['significant']:,} | {r['same_family']:,} |"
+    cells = [
+        (
+            f"{r['models']:,}",
+            r["families"],
+            r["mode"],
+            f"{r['allpairs_s']} s",
+            f"{r['peak_rss_mb']:,} MB ({r['rss_before_mb']:,} MB holding the signatures)",
+            f"{r['pairs_tested']:,}",
+            f"{r['significant']:,}",
+            f"{r['same_family']:,}",
         )
-    text = "\n".join(
+        for r in rows
+    ]
+    header = ("models", "families", "mode", "all-pairs time", "peak memory", "pairs tested",
+              "significant", "of them same-family")  # fmt: skip
+    return publish(
+        args.out,
+        "bench_allpairs",
+        "All pairs at scale",
         [
             f"Command: `python scripts/bench_allpairs.py --sizes {' '.join(map(str, args.sizes))}` on "
             f"{platform.machine()}, 2 cores, {time.strftime('%Y-%m-%d')}. Signatures are synthetic "
             "(64 slots, k=512, window 2^18); time is `significant_pairs` alone (CPU), "
             "signature generation excluded.",
             "",
-            *lines,
+            *table(header, cells),
             "",
             "Target (issue 5): 10,000 models in under a minute on this CPU.",
-        ]
+        ],
     )
-    print(text)
-    if args.out:
-        write_section(args.out, "bench_allpairs", "All pairs at scale", text)
-    return 0
 
 
 if __name__ == "__main__":

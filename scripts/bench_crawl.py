@@ -7,7 +7,7 @@ Builds a zoo (once; later runs reuse it): `--small` tiny Llama-shaped models, tw
 (~80 MB and ~540 MB) and one big one (hidden 4096, `--big-layers` layers: 4.57 GB of F16 with
 10), each written tensor by tensor from numpy random data, never held in memory whole. Serves it
 with the local Hub server (hub.emulator.server, 127.0.0.1) and crawls it through huggingface_hub with
-lineage.crawl, each time into a fresh database and a fresh window cache:
+lineage.crawler, each time into a fresh database and a fresh window cache:
 
 1. one worker, no added latency: bytes fetched per model against its size;
 2. one worker, then `--workers` workers, with `--latency-ms` added to every request (what a
@@ -29,7 +29,6 @@ import os
 import platform
 import shutil
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -40,48 +39,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchdoc import write_section  # noqa: E402
+from benchdoc import publish, table  # noqa: E402
+from benchmodels import llama_layer, write_random_safetensors  # noqa: E402
 
 
 def llama_shapes(hidden: int, inter: int, vocab: int, layers: int) -> list[tuple[str, tuple]]:
     shapes: list[tuple[str, tuple]] = [("model.embed_tokens.weight", (vocab, hidden))]
     for i in range(layers):
-        p = f"model.layers.{i}."
-        shapes += [
-            (p + "self_attn.q_proj.weight", (hidden, hidden)),
-            (p + "self_attn.k_proj.weight", (hidden, hidden)),
-            (p + "self_attn.v_proj.weight", (hidden, hidden)),
-            (p + "self_attn.o_proj.weight", (hidden, hidden)),
-            (p + "mlp.gate_proj.weight", (inter, hidden)),
-            (p + "mlp.up_proj.weight", (inter, hidden)),
-            (p + "mlp.down_proj.weight", (hidden, inter)),
-            (p + "input_layernorm.weight", (hidden,)),
-        ]
+        shapes += llama_layer(f"model.layers.{i}.", hidden, inter)
     shapes += [("model.norm.weight", (hidden,)), ("lm_head.weight", (vocab, hidden))]
     return shapes
-
-
-def write_safetensors(path: Path, shapes: list[tuple[str, tuple]], seed: int) -> int:
-    """An F16 safetensors file written tensor by tensor, in chunks of 16M elements."""
-    header, offset = {}, 0
-    for name, shape in shapes:
-        n = int(np.prod(shape)) * 2
-        header[name] = {"dtype": "F16", "shape": list(shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    rng = np.random.default_rng(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw)
-        for _, shape in shapes:
-            n = int(np.prod(shape))
-            for start in range(0, n, 1 << 24):
-                chunk = rng.standard_normal(min(1 << 24, n - start), dtype=np.float32) * 0.02
-                f.write(chunk.astype(np.float16).tobytes())
-    os.replace(tmp, path)
-    return path.stat().st_size
 
 
 def build_zoo(root: Path, small: int, big_layers: int) -> list[dict]:
@@ -97,7 +64,7 @@ def build_zoo(root: Path, small: int, big_layers: int) -> list[dict]:
         want = 8 + sum(int(np.prod(s)) * 2 for _, s in shapes)
         if not path.exists() or path.stat().st_size < want:
             print(f"writing {repo_id} ({want / 1e9:.2f} GB) ...", file=sys.stderr, flush=True)
-            write_safetensors(path, shapes, seed)
+            write_random_safetensors(path, shapes, seed=seed)
             (folder / "config.json").write_text(json.dumps({"architectures": ["Llama"]}))
         models.append(
             {
@@ -113,7 +80,7 @@ def build_zoo(root: Path, small: int, big_layers: int) -> list[dict]:
 
 
 def crawl_once(server_url: str, workers: int, work: Path, db: Path | None = None):
-    from lineage.crawl import crawl
+    from lineage.crawler import crawl
     from lineage.store import Store
 
     cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
@@ -200,7 +167,7 @@ def main() -> int:
         sizes = [by_id[i].size for i in ids]
         fetched = [by_id[i].bytes_fetched for i in ids]
         size, got = statistics.mean(sizes), statistics.mean(fetched)
-        rows.append(f"| {label} | {size / 1e6:,.1f} MB | {got / 1e6:,.2f} MB | {got / size:.2%} |")
+        rows.append((label, f"{size / 1e6:,.1f} MB", f"{got / 1e6:,.2f} MB", f"{got / size:.2%}"))
     big = by_id["bench/big"]
     throughput = [
         ("loopback, 1 worker", one_s, one),
@@ -214,16 +181,14 @@ def main() -> int:
         f"{args.repeat}` on {platform.machine()}, {os.cpu_count()} cores (shared with other "
         f"work: wall times are the best of {args.repeat}), torch {torch.__version__} (CPU), "
         f"{time.strftime('%Y-%m-%d')}. Local Hub server on 127.0.0.1, crawled through "
-        "huggingface_hub with `lineage.crawl` (default signature parameters: at most 64 windows "
+        "huggingface_hub with `lineage.crawler` (default signature parameters: at most 64 windows "
         "of at most 2^18 elements), fresh database and window cache for each crawl; the server's "
         "sockets have TCP_NODELAY (without it each small answer stalls ~40 ms on loopback).",
         "",
         "Bytes fetched per model (headers + windows, network bytes of weight files) against its "
         "size, first crawl:",
         "",
-        "| model | size | fetched | fetched / size |",
-        "|---|---|---|---|",
-        *rows,
+        *table(("model", "size", "fetched", "fetched / size"), rows),
         "",
         f"The {big.size / 1e9:.2f} GB model costs {big.bytes_fetched / 1e6:.1f} MB "
         f"({big.bytes_fetched / big.size:.2%}; target under 2%): the per-model budget is capped "
@@ -232,11 +197,17 @@ def main() -> int:
         f"Throughput, {n_models} models ({sum(m.size for m in one.models) / 1e9:.2f} GB "
         "in all), whole crawl (listing, paths-info, headers, windows, signatures, store):",
         "",
-        "| setting | wall time | models / s | fetched |",
-        "|---|---|---|---|",
-        *(
-            f"| {label} | {secs:.1f} s | {n_models / secs:.1f} | {s.bytes_fetched / 1e6:,.1f} MB |"
-            for label, secs, s in throughput
+        *table(
+            ("setting", "wall time", "models / s", "fetched"),
+            (
+                (
+                    label,
+                    f"{secs:.1f} s",
+                    f"{n_models / secs:.1f}",
+                    f"{s.bytes_fetched / 1e6:,.1f} MB",
+                )
+                for label, secs, s in throughput
+            ),
         ),
         "",
         f"Second crawl of the same database (incremental, nothing changed): {again_s:.2f} s, "
@@ -244,11 +215,7 @@ def main() -> int:
         f"requests: {again_requests} (listing pages only), {again_bytes / 1e3:.1f} kB in all "
         f"(the first crawl: {served / 1e6:,.1f} MB).",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        write_section(args.out, "bench_crawl", "Crawling a Hub", text)
-    return 0
+    return publish(args.out, "bench_crawl", "Crawling a Hub", lines)
 
 
 if __name__ == "__main__":

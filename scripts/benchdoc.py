@@ -1,8 +1,19 @@
-"""Write one benchmark's section into docs/benchmarks.md between its own markers."""
+"""What every benchmark script does with its results: Markdown tables, printed and written into
+docs/benchmarks.md between the script's own markers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown pipe table as lines: the header, the rule, one line per row of cells."""
+
+    def line(cells: Sequence[object]) -> str:
+        return "| " + " | ".join(str(c) for c in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *(line(r) for r in rows)]
 
 
 def write_section(path: Path, name: str, title: str, text: str) -> None:
@@ -16,3 +27,16 @@ def write_section(path: Path, name: str, title: str, text: str) -> None:
     else:
         doc = doc.rstrip() + "\n\n" + block + "\n"
     path.write_text(doc)
+
+
+def publish(out: Path | None, name: str, title: str, lines: Sequence[str]) -> int:
+    """Print the lines and, when `out` is given, write them as section `name` of that file.
+
+    Returns:
+        0, the script's exit code.
+    """
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        write_section(out, name, title, text)
+    return 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-# --- hub_env: the real huggingface_hub client against hub.emulator.server (owner: hub/server.py) ---------
+# --- hub_env: the real huggingface_hub client against hub.emulator.server (owner: hub/emulator/server.py) ---------
 
 
 # Where huggingface_hub's default endpoint points during a test: a closed local port, so that a

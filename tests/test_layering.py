@@ -168,7 +168,7 @@ def test_allowed_arrows_pass(tmp_path):
         (tmp_path / pkg / "__init__.py").write_text("")
     (tmp_path / "lineage/lab/zoo.py").write_text("from lineage.build import x\nimport hub.local\n")
     (tmp_path / "lineage/build.py").write_text(
-        "from fingerprint.compare import c\nfrom hub import records\n"
+        "from fingerprint.comparison import c\nfrom hub import records\n"
     )
     assert violations(tmp_path) == []
 

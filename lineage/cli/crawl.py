@@ -1,8 +1,9 @@
-"""`lineage crawl` and `lineage scan`: thin commands over `lineage.crawl`.
+"""`lineage crawl` and `lineage scan`: handlers over `lineage.crawler`.
 
-`register(subparsers)` adds both to the `lineage` parser; each command takes the parsed
-arguments and an open Store and returns the exit code (0 done, 1 a user-facing error, which
-`lineage.cli.main` prints as one line). Progress goes to stderr, results to stdout.
+Each takes the parsed arguments and an open Store and returns the exit code (0 done, 1 a
+user-facing error, which `lineage.cli.main` prints as one line). Progress goes to stderr,
+results to stdout. Their arguments are rows of `lineage.cli.table`; `register(subparsers)` adds
+just these two to a parser.
 """
 
 from __future__ import annotations
@@ -10,52 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 
 from lineage.store import Store
 
 __all__ = ["cmd_crawl", "cmd_scan", "register"]
-
-_COST = (
-    "What is read: the listing (one request per page of models); then, for each model that is "
-    "new, changed or has no signature yet, one paths-info call, the first 64 KiB of each "
-    "safetensors file (its header) and one HTTP range request per slot window: at most 64 "
-    "windows of at most 2^18 elements, so under 32 MiB for a 16-bit model and under 64 MiB for "
-    "F32, whatever its size. Pickle files (.bin, .pt) are never downloaded. Unchanged models "
-    "with a signature cost nothing beyond the listing.",
-    "Cache: windows and headers are kept on disk by content hash in $LINEAGE_CACHE/windows "
-    "(default ~/.cache/model-lineage/windows), so fingerprinting again costs no weight bytes; "
-    "snapshots already in the Hugging Face cache (HF_HOME) are read from disk.",
-    "Token: HF_TOKEN (or a stored `hf auth login`) for gated and private models; it is never "
-    "stored, logged or printed.",
-)
-
-
-def _paragraphs(*texts: str) -> str:
-    # Paths like ~/.cache/model-lineage must not be split at their hyphens.
-    return "\n\n".join(
-        textwrap.fill(t, width=78, break_on_hyphens=False, break_long_words=False) for t in texts
-    )
-
-
-def _since(value: str) -> str:
-    from hub.hubsource import parse_since
-
-    try:
-        parse_since(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return value
-
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
 
 
 def _mb(n: int) -> str:
@@ -63,7 +22,8 @@ def _mb(n: int) -> str:
 
 
 def cmd_crawl(args: argparse.Namespace, store: Store) -> int:
-    from lineage.crawl import crawl
+    """`lineage crawl`: list Hub models into the store and fingerprint what is new."""
+    from lineage.crawler import crawl
     from lineage.progress import Progress
 
     summary = crawl(
@@ -128,7 +88,8 @@ def _describe(result) -> list[str]:
 
 
 def cmd_scan(args: argparse.Namespace, store: Store) -> int:
-    from lineage.crawl import scan
+    """`lineage scan`: fingerprint the newest uploads and match each against the store."""
+    from lineage.crawler import scan
     from lineage.progress import Progress
 
     results = scan(
@@ -151,89 +112,11 @@ def cmd_scan(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--endpoint",
-        metavar="URL",
-        default=None,
-        help="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co)",
-    )
-    p.add_argument(
-        "--since",
-        type=_since,
-        metavar="DATE",
-        help="only models created on or after DATE (e.g. 2024-05-01)",
-    )
-    p.add_argument("--limit", type=_positive, metavar="N", help="at most N models")
-    p.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
-    p.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where to compute signatures: auto uses a GPU when torch sees one (default: auto)",
-    )
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `crawl` and `scan` to the `lineage` command's subparsers."""
-    p = subparsers.add_parser(
-        "crawl",
-        help="list Hub models into the database and fingerprint the new or changed ones",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=_paragraphs(
-            "List models on the Hub (or a Hub-compatible --endpoint), store their metadata and "
-            "declared bases, and fingerprint those that are new, changed or lack a signature. "
-            "Models that cannot be read (gated, missing, pickle-only, malformed, network) are "
-            "stored with the reason and the crawl goes on. Exit 0 once the listing is done, 1 "
-            "when the listing itself fails or the endpoint stops answering. Interrupted or "
-            "killed, it keeps what it stored: run it again to finish.",
-            *_COST,
-        ),
-    )
-    _common(p)
-    p.add_argument(
-        "--author", action="append", metavar="A", help="only this author's models (repeatable)"
-    )
-    p.add_argument("--search", metavar="S", help="only ids containing S")
-    p.add_argument(
-        "--filter",
-        action="append",
-        metavar="TAG",
-        help="only models with this tag (repeatable, all must match); "
-        "base_model:finetune:ORG/NAME walks the children of a base",
-    )
-    p.add_argument(
-        "--sort",
-        choices=("downloads", "created", "likes", "modified"),
-        default="downloads",
-        help="listing order, descending (default: downloads); with --since, 'created' stops "
-        "paging at the first older model",
-    )
-    p.add_argument(
-        "--no-fingerprint", action="store_true", help="store metadata only; read no weight bytes"
-    )
-    p.add_argument(
-        "--workers",
-        type=_positive,
-        default=4,
-        metavar="N",
-        help="models read at the same time (default: 4)",
-    )
-    p.set_defaults(func=cmd_crawl)
+    from lineage.cli.spec import add_command
+    from lineage.cli.table import COMMANDS
 
-    p = subparsers.add_parser(
-        "scan",
-        help="fingerprint the newest uploads and match each against the database",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=_paragraphs(
-            "List the newest uploads (by creation date, newest first), fingerprint and store "
-            "them, and match each against every signature in the database through an inverted "
-            "index (cost: the model's own postings, not one comparison per stored model). "
-            "Prints each significant match (overlap, identity, p-value, verdict: significance "
-            "is corrected for the number of stored models) and whether the declared base "
-            "agrees with the weights; --json prints one JSON object per model.",
-            *_COST,
-        ),
-    )
-    _common(p)
-    p.set_defaults(func=cmd_scan)
+    for command in COMMANDS:
+        if command.run.startswith(f"{__name__}:"):
+            add_command(subparsers, command)

@@ -63,14 +63,15 @@ def run_demo(
     _offline_hub_env(out / "hf-home")
 
     from hub.emulator.server import serve
-    from lineage.lab import evaluation
     from lineage.build import build_lineage
-    from lineage.crawl import crawl
-    from lineage.present.export import FORMATS, export
-    from lineage.progress import Progress
-    from lineage.present.report import build_report, pairs_frame
-    from lineage.store import Store
+    from lineage.crawler import crawl
+    from lineage.lab import evaluation
     from lineage.lab.zoo import generate_zoo
+    from lineage.present.export import FORMATS, export
+    from lineage.present.report import build_report
+    from lineage.present.report_frame import pairs_frame
+    from lineage.progress import Progress
+    from lineage.store import Store
 
     if zoo is not None:
         zoo = Path(zoo)

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
-from lineage.records import ANOMALY_KINDS, RELATIONS
+from lineage.anomalies import ANOMALY_KINDS
+from lineage.records import RELATIONS
 
 # ---------------------------------------------------------------------------------------------
 # Records and loaders

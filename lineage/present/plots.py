@@ -10,7 +10,7 @@ One function per figure; each takes an output path `out` and writes `<out>.png` 
   (lineage/plots_map.py);
 - `plot_layer_profile(per_slot, out, title)`: one pair's overlap and identity across depth.
 
-`write_all_figures` draws them all into one folder. `pairs_df` is `lineage.present.report.pairs_frame`'s
+`write_all_figures` draws them all into one folder. `pairs_df` is `lineage.present.report_frame.pairs_frame`'s
 output; the tree is the tree JSON. matplotlib is imported inside the functions, never at import.
 docs/report.md says how to read each figure.
 """
@@ -83,7 +83,7 @@ def plot_heatmap(
     largest families that fit are shown (the title says so).
 
     Args:
-        pairs_df: from `lineage.present.report.pairs_frame`.
+        pairs_df: from `lineage.present.report_frame.pairs_frame`.
         tree: the tree JSON; models are ordered by family, then generation.
         out: output path (see the module docstring).
         max_models: the most rows and columns drawn.

@@ -1,7 +1,7 @@
 """The lineage map: per pair, mean overlap across slots vs how much it varies across slots.
 
 Drawn like dataset cartography's data map (mean vs variability, regions, marginal histograms).
-The regions are those of `lineage.present.report.lineage_map_regions`.
+The regions are those of `lineage.present.report_stats.lineage_map_regions`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lineage.present.plots_common import DIFF_COLOR, SAME_COLOR, message_panel, new_figure, save_figure
+from lineage.present.plots_common import (
+    DIFF_COLOR,
+    SAME_COLOR,
+    message_panel,
+    new_figure,
+    save_figure,
+)
 from lineage.present.report_stats import UNRELATED_BELOW, VARIABLE_FROM, lineage_map_regions
 
 __all__ = ["plot_lineage_map"]
@@ -123,27 +129,21 @@ def _marginals(ax_top: Any, ax_right: Any, drawn: pd.DataFrame) -> None:
     from matplotlib.ticker import NullFormatter
 
     same, diff = drawn[drawn["same_family"]], drawn[~drawn["same_family"]]
-    colors = [DIFF_COLOR, SAME_COLOR]
-    std_bins = np.linspace(0, STD_MAX, 27)
-    ax_top.hist(
-        [diff["overlap_std"], same["overlap_std"]],
-        bins=std_bins,
-        stacked=True,
-        color=colors,
-        log=True,
-    )
+    for ax, column, bins, orientation in (
+        (ax_top, "overlap_std", np.linspace(0, STD_MAX, 27), "vertical"),
+        (ax_right, "overlap", np.linspace(0, 1.02, 35), "horizontal"),
+    ):
+        ax.hist(
+            [diff[column], same[column]],
+            bins=bins,
+            stacked=True,
+            color=[DIFF_COLOR, SAME_COLOR],
+            log=True,
+            orientation=orientation,
+        )
     ax_top.yaxis.set_minor_formatter(NullFormatter())
     ax_top.set_ylabel("pairs (log)")
     ax_top.tick_params(labelbottom=False)
-    mean_bins = np.linspace(0, 1.02, 35)
-    ax_right.hist(
-        [diff["overlap"], same["overlap"]],
-        bins=mean_bins,
-        stacked=True,
-        color=colors,
-        log=True,
-        orientation="horizontal",
-    )
     ax_right.xaxis.set_minor_formatter(NullFormatter())
     ax_right.set_xlabel("pairs (log)")
     ax_right.tick_params(labelleft=False)

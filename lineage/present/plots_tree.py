@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lineage.anomalies import RULES
 from lineage.present.plots_common import (
     ANOMALY_COLOR,
     RELATION_COLORS,
@@ -32,14 +33,7 @@ ROW_WIDTH = 26.0  # inches; the overview wraps families into rows this wide
 MAX_WIDTH = 40.0  # inches; wider families keep labels only on roots and anomalies
 CHAR_INCH = 0.062  # width of an average 7 pt character
 _LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85}
-ANOMALY_SHORT = {
-    "declared_base_mismatch": "base mismatch",
-    "missing_base": "no base declared",
-    "reupload": "re-upload",
-    "suspicious_copy": "copy?",
-    "mislabeled": "mislabeled?",
-    "undeclared_merge": "undeclared merge",
-}
+ANOMALY_SHORT = {r.kind: r.label for r in RULES}  # the rules table's plot labels
 
 
 def _parents(node: Mapping, ids: set[str]) -> list[str]:

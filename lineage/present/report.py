@@ -2,8 +2,9 @@
 
 `build_report(pairs_df, tree, out_dir)` writes report.md, stats_by_bucket.csv, ttests.csv,
 suspicious.csv, strategies.csv, pairs.csv and figures/ (see docs/report.md for how to read each).
-The numbers come from `lineage.present.report_stats`, re-exported here so that `lineage.present.report` is the one
-module to import; the figures from `lineage.present.plots`, imported only when figures are drawn.
+The rows come from `lineage.present.report_frame.pairs_frame`, the numbers from
+`lineage.present.report_stats`; the figures from `lineage.present.plots`, imported only when
+figures are drawn.
 """
 
 from __future__ import annotations
@@ -17,41 +18,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lineage.present.report_frame import ALL, pairs_frame
 from lineage.present.report_stats import (
-    ALL,
-    BUCKETS,
     MAP_REGIONS,
     UNRELATED_BELOW,
     VARIABLE_FROM,
-    declared_families,
-    download_bucket,
     filter_strategies,
     lineage_map_regions,
-    pairs_frame,
-    quality_flag,
-    query_pairs,
     stats_by_bucket,
     suspicious_pairs,
     welch_ttests,
 )
 
-__all__ = [
-    "BUCKETS",
-    "MAP_REGIONS",
-    "ReportPaths",
-    "build_report",
-    "declared_families",
-    "download_bucket",
-    "filter_strategies",
-    "lineage_map_regions",
-    "markdown_table",
-    "pairs_frame",
-    "quality_flag",
-    "query_pairs",
-    "stats_by_bucket",
-    "suspicious_pairs",
-    "welch_ttests",
-]
+# pairs_frame and lineage_map_regions are re-exported for docs/report.md's example.
+__all__ = ["ReportPaths", "build_report", "lineage_map_regions", "markdown_table", "pairs_frame"]
 
 
 def markdown_table(df: pd.DataFrame, *, digits: int = 4) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from fingerprint.compare import compare
+from fingerprint.comparison import compare
 from fingerprint.signature import Signature, compute_signature
 from hub.local import open_local_model
 from lineage.cli.main import main

@@ -11,8 +11,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from lineage.lab import zoo_nets as zn
 from lineage.lab import zoo_train as zt
-from lineage.lab.zoo import PLAN, _Job, _run_family, _seed_for, generate_zoo
+from lineage.lab.zoo import generate_zoo
+from lineage.lab.zoo_plan import PLAN, seed_for
+from lineage.lab.zoo_weights import FamilyJob, run_family
 
 SPECS = {s.id: s for s in PLAN}
 
@@ -65,7 +68,7 @@ def test_same_seed_gives_byte_identical_files(tiny_zoo, tmp_path):
 def test_bytes_do_not_depend_on_which_process_made_them(tiny_zoo, tmp_path):
     # The fixture generated families in worker interpreters; redo the smallest one in this
     # process (whose torch may run several threads) and compare its files.
-    _run_family(_Job("lumen-nlp/lumen-gpt", "tiny", 0, str(tmp_path)))
+    run_family(FamilyJob("lumen-nlp/lumen-gpt", "tiny", 0, str(tmp_path)))
     made = _hashes(tmp_path / "repos")
     assert len(made) == 6  # three models, weights and config each
     fixture = _hashes(tiny_zoo / "repos")
@@ -209,12 +212,12 @@ def test_bases_were_really_trained(tiny_zoo):
     # A trained base predicts its own training process far better than chance (ln 1024 = 6.9).
     import torch.nn.functional as F
 
-    arch = zt.Arch("llama", 128, 4, 1024, 512, 4)
+    arch = zn.Arch("llama", 128, 4, 1024, 512, 4)
     base = _weights(tiny_zoo, "aurora-labs/Aurora-Base")
-    source = zt.markov_source(arch.vocab, _seed_for(0, "aurora-labs/Aurora-Base", "data"))
-    tokens = zt.sample_tokens(source, 16, 32, zt.generator(12345))
+    source = zt.markov_source(arch.vocab, seed_for(0, "aurora-labs/Aurora-Base", "data"))
+    tokens = zt.sample_tokens(source, 16, 32, zn.generator(12345))
     with torch.no_grad():
-        logits = zt.forward(arch, base, tokens[:, :-1])
+        logits = zn.forward(arch, base, tokens[:, :-1])
     loss = F.cross_entropy(logits.reshape(-1, arch.vocab), tokens[:, 1:].reshape(-1)).item()
     assert loss < 4.0  # about 2.8 after the 60 steps; chance is 6.9
 
@@ -280,7 +283,7 @@ def test_lora_merges_a_low_rank_update_into_its_targets_only(tiny_zoo):
         spec = SPECS[mid]
         targets = set(
             zt.lora_targets(
-                zt.Arch(t["arch"], 1, 4 if t["arch"] == "llama" else 3, 1, 1, 1), spec.lora
+                zn.Arch(t["arch"], 1, 4 if t["arch"] == "llama" else 3, 1, 1, 1), spec.lora
             )
         )
         assert targets <= child.keys()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from lineage.present.figures import FIGURES as DRAWABLE
+from lineage.present.figures import draw_figure
 from lineage.present.plots import (
     plot_downloads_vs_overlap,
     plot_family_tree,
@@ -19,8 +21,8 @@ from lineage.present.plots import (
 )
 from lineage.present.plots_common import output_base, short_id, short_tensor
 from lineage.present.plots_tree import layered_layout
-from lineage.present.report import pairs_frame
-from tests.lineage.present.test_report import synthetic_models, synthetic_pairs, synthetic_tree
+from lineage.present.report_frame import pairs_frame
+from tests.lineage.present.helpers import synthetic_models, synthetic_pairs, synthetic_tree
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -150,7 +152,7 @@ def test_lineage_map_with_pairs_lacking_detail(df, tmp_path):
 
 
 def test_layer_profile_accepts_objects(tmp_path):
-    from fingerprint.compare import SlotComparison
+    from fingerprint.comparison import SlotComparison
 
     slots = [
         SlotComparison(
@@ -173,3 +175,19 @@ def test_figures_without_data_still_render(tmp_path):
     ):
         assert_figure(paths, min_bytes=1_000)
     assert write_all_figures(empty, empty_tree, tmp_path / "none") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [("tree", "family_tree"), ("downloads", "downloads_vs_overlap"), ("map", "lineage_map")],
+)
+def test_draw_figure_draws_the_named_figure_into_the_folder(df, tree, tmp_path, name, stem):
+    paths = draw_figure(name, df, tree, str(tmp_path))
+    assert {p.name for p in paths} == {f"{stem}.png", f"{stem}.svg"}
+    assert_figure(paths)
+
+
+def test_draw_figure_refuses_an_unknown_name(df, tree, tmp_path):
+    with pytest.raises(KeyError):
+        draw_figure("pie", df, tree, str(tmp_path))
+    assert list(DRAWABLE) == ["all", "tree", "heatmap", "downloads", "map"]

@@ -1,0 +1,225 @@
+"""Handlers of the model commands (add, fingerprint, compare, tree, anomalies, audit).
+
+Each calls its library function (named in `lineage.cli.table`) and prints the result; library
+errors propagate to `lineage.cli.main`, which turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lineage.store import Store
+
+__all__ = [
+    "cmd_add",
+    "cmd_anomalies",
+    "cmd_audit",
+    "cmd_compare",
+    "cmd_fingerprint",
+    "cmd_tree",
+    "print_json",
+    "report_failures",
+]
+
+
+def print_json(obj: object) -> None:
+    """Write `obj` as indented JSON to stdout (non-JSON values as their str)."""
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def report_failures(failures) -> None:
+    """One `error: REASON` line on stderr per failed model."""
+    for f in failures:
+        print(f"error: {f.reason}", file=sys.stderr)
+
+
+def cmd_add(args: argparse.Namespace, store: Store) -> int:
+    """`lineage add`: register local folders, then fingerprint the new and changed ones."""
+    from lineage import pipeline
+    from lineage.progress import Progress
+
+    summary = pipeline.add_local(store, args.paths)
+    fp = None
+    if not args.no_fingerprint:
+        ids = [*summary.new, *summary.changed]
+        fp = (
+            pipeline.fingerprint_models(
+                store,
+                ids,
+                device=args.device,
+                progress=Progress("fingerprint", enabled=not args.json),
+            )
+            if ids
+            else None
+        )
+    if args.json:
+        print_json(
+            {
+                "new": list(summary.new),
+                "changed": list(summary.changed),
+                "unchanged": list(summary.unchanged),
+                "failed": [_failure(f) for f in (*summary.failed, *(fp.failed if fp else ()))],
+                "fingerprinted": list(fp.fingerprinted) if fp else [],
+            }
+        )
+    else:
+        print(
+            f"added {len(summary.new)} new, {len(summary.changed)} changed, "
+            f"{len(summary.unchanged)} unchanged, {len(summary.failed)} failed"
+            + (
+                f"; fingerprinted {len(fp.fingerprinted)} ({fp.bytes_read / 1e6:.1f} MB read)"
+                if fp
+                else ""
+            )
+        )
+    report_failures(summary.failed)
+    if fp:
+        report_failures(fp.failed)
+    return 1 if summary.failed or (fp and fp.failed) else 0
+
+
+def _failure(f) -> dict:
+    return {"model": f.model, "status": f.status, "reason": f.reason}
+
+
+def cmd_fingerprint(args: argparse.Namespace, store: Store) -> int:
+    """`lineage fingerprint`: compute missing, stale or named signatures."""
+    from lineage import pipeline
+    from lineage.progress import Progress
+
+    summary = pipeline.fingerprint_models(
+        store,
+        args.ids,
+        everything=args.all,
+        device=args.device,
+        progress=Progress("fingerprint", enabled=not args.json),
+    )
+    if args.json:
+        print_json(
+            {
+                "fingerprinted": list(summary.fingerprinted),
+                "skipped": list(summary.skipped),
+                "failed": [_failure(f) for f in summary.failed],
+                "bytes_read": summary.bytes_read,
+            }
+        )
+    else:
+        print(
+            f"fingerprinted {len(summary.fingerprinted)}, up to date {len(summary.skipped)}, "
+            f"failed {len(summary.failed)}; {summary.bytes_read / 1e6:.1f} MB read"
+        )
+    report_failures(summary.failed)
+    return 1 if summary.failed else 0
+
+
+def cmd_compare(args: argparse.Namespace, store: Store) -> int:
+    """`lineage compare A B`: one pair, as a verdict with its numbers."""
+    from lineage import pipeline
+
+    result = pipeline.compare_refs(store, args.a, args.b, device=args.device, alpha=args.alpha)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    p = f"{result.p_value:.3g}" if result.p_value > 0 else "< 1e-300"
+    print(f"{result.a}  vs  {result.b}")
+    print(f"  verdict   {result.verdict}")
+    print(
+        f"  overlap   {result.overlap:.4f} (median {result.overlap_median:.4f}, "
+        f"min {result.overlap_min:.4f}, std {result.overlap_std:.4f})"
+    )
+    print(f"  identity  {result.identity:.4f}  (fraction of exactly equal weights)")
+    print(f"  p-value   {p}  over {result.slots_compared} slots")
+    for w in result.warnings:
+        print(f"  note: {w}")
+    if args.per_slot:
+        for s in result.per_slot:
+            print(f"    {s.tensor:<50} overlap {s.overlap:.3f} identity {s.identity:.3f}")
+    return 0
+
+
+def cmd_tree(args: argparse.Namespace, store: Store) -> int:
+    """`lineage tree`: the recovered trees as JSON on stdout, or exported with --out."""
+    from lineage.build import build_lineage
+    from lineage.present.export import export
+
+    graph = build_lineage(store, device=args.device)
+    family = None
+    if args.family:
+        node = next((n for n in graph.nodes if n.id == args.family), None)
+        if node is None:
+            from lineage.errors import UnknownModelError
+
+            raise UnknownModelError(
+                args.family,
+                f"{args.family!r} has no signature in the database; "
+                "`lineage add` or `lineage crawl` it first",
+            )
+        family = node.family
+    if args.out is None:
+        if args.format != "json":
+            print(f"error: --format {args.format} needs --out PATH", file=sys.stderr)
+            return 1
+        print_json(graph.to_json(family))
+        return 0
+    for path in export(graph, args.format, args.out, family):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_anomalies(args: argparse.Namespace, store: Store) -> int:
+    """`lineage anomalies`: the anomalies of the recovered graph, optionally of some kinds."""
+    from lineage.build import build_lineage
+
+    graph = build_lineage(store, device=args.device)
+    found = [a for a in graph.anomalies if args.kind is None or a.kind in args.kind]
+    if args.json:
+        print_json([a.to_dict() for a in found])
+        return 0
+    if not found:
+        print("no anomalies found")
+    for a in found:
+        print(f"{a.severity:<6} {a.kind:<24} {a.model}\n       {a.evidence}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, store: Store) -> int:
+    """`lineage audit ID`: declared vs recovered lineage of one model."""
+    from lineage.build import audit
+
+    report = audit(store, args.id, device=args.device)
+    doc = report.to_dict()
+    if args.plot and report.closest:
+        from lineage.present.plots import plot_layer_profile
+
+        closest = {c["model"]: c for c in doc["closest"]}
+        best = report.parent_edges[0].parent if report.parent_edges else doc["closest"][0]["model"]
+        per_slot = closest.get(best, doc["closest"][0])["per_slot"]
+        doc["plot"] = [
+            str(p) for p in plot_layer_profile(per_slot, args.plot, f"{args.id} vs {best}")
+        ]
+    if args.json:
+        print_json(doc)
+        return 0
+    print(args.id)
+    print(f"  declared base   {', '.join(doc['declared_base']) or '(none)'}")
+    print(
+        f"  recovered       {', '.join(doc['recovered_parents']) or '(root: no parent found)'}"
+        + (f"  [{doc['relation']}]" if doc["relation"] else "")
+    )
+    print(f"  family          {doc['family']}")
+    if doc["children"]:
+        print(f"  children        {', '.join(doc['children'])}")
+    print("  closest models")
+    for c in doc["closest"]:
+        p = f"{c['p_value']:.2g}" if c["p_value"] > 0 else "<1e-300"
+        print(f"    {c['model']:<44} overlap {c['overlap']:.3f} identity {c['identity']:.2f} p {p}")
+        if c["shared_layers"]:
+            print(f"      identical layers: {len(c['shared_layers'])} of {len(c['per_slot'])}")
+    for a in doc["anomalies"]:
+        print(f"  anomaly [{a['severity']}] {a['kind']}: {a['evidence']}")
+    if "plot" in doc:
+        print(f"  layer profile   {', '.join(doc['plot'])}")
+    return 0
