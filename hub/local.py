@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hub import layout
 from hub.errors import MalformedFileError, ModelNotFoundError
-from hub.folders import find_model_dirs
+from hub.folders import find_model_dirs, folder_id
 from hub.layout import ADAPTER_NAME, PICKLE_SUFFIXES
 from hub.local_record import build_record, content_id_bytes
 from hub.records import ModelRecord
@@ -120,7 +120,8 @@ def open_local_model(
 
     Args:
         path: the model folder.
-        model_id: id to give the model; default the folder's name.
+        model_id: id to give the model; default `hub.folders.folder_id` (`org/name` from the
+            path unless the card names it).
         source: `record.source` ("local"; the cache source passes "cache").
         revision: `record.revision` when known (a cached snapshot's commit); default a content id.
 
@@ -131,7 +132,7 @@ def open_local_model(
             or a tensor stored twice.
     """
     root = Path(path)
-    mid = model_id or root.resolve().name
+    mid = model_id or folder_id(root)
     if not root.is_dir():
         raise ModelNotFoundError(
             f"{mid}: no model folder at {root}; check the path.", model_id=mid, path=str(root)

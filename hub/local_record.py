@@ -86,6 +86,8 @@ def build_record(
 ) -> ModelRecord:
     """What a folder says about its model: card (README.md front matter), config.json, headers.
 
+    `record.path` is the folder's resolved absolute path.
+
     Args:
         root: the model folder.
         model_id: the id to give it.
@@ -120,6 +122,7 @@ def build_record(
         declared_bases=declared_bases(card, tags),
         parameter_count=sum(h.parameter_count for h in headers.values()),
         source=source,
-        path=str(root),
+        # absolute and resolved: the store reads it again from any working directory
+        path=str(root.resolve()),
         extra=extra,
     )

@@ -15,11 +15,12 @@ from pathlib import Path
 from fingerprint.comparison import DEFAULT_ALPHA, PairResult, compare
 from fingerprint.signature import Signature, SignatureParams, compute_signature
 from hub.errors import HubError
-from hub.local import find_model_dirs, open_local_model
+from hub.folders import find_model_dirs
+from hub.local import open_local_model
 from hub.records import ModelRecord
 from lineage.catalogue import Catalogue
 from lineage.engine import Engine, Executor, OpenedModel, ThreadExecutor, store_outcome
-from lineage.errors import UnknownModelError
+from lineage.errors import LineageError, UnknownModelError
 from lineage.policy import Context, retries
 from lineage.store import Store
 
@@ -51,35 +52,164 @@ class FingerprintSummary:
     bytes_read: int
 
 
-def add_local(store: Store, paths: Iterable[str | os.PathLike[str]]) -> AddSummary:
+def add_local(
+    store: Store, paths: Iterable[str | os.PathLike[str]], *, model_id: str | None = None
+) -> AddSummary:
     """Register local model folders (or folders of them) in the store, reading headers only.
 
+    Each folder gets its id from `hub.folders.folder_id` (`org/name`), or keeps the id it is
+    already stored under (same resolved path). A folder is refused, never stored over another
+    model, when its id is taken: by another folder of the same add (all of them are refused,
+    one failure naming every path) or by a stored model from another place (another folder
+    that still exists, or the Hub). When the stored folder no longer exists, a folder with the
+    same weights (same revision) is that model moved and takes its id over; other weights are
+    refused.
     A folder that does not parse is reported in `failed` and not stored, so the store is left
     as it was for it; the other folders are still added.
+
+    Args:
+        store: where the models go.
+        paths: model folders or folders of them.
+        model_id: the id to give the one model folder in `paths` (`lineage add PATH --id`).
+
+    Raises:
+        LineageError: `model_id` with more than one path, or with a folder of folders.
     """
+    candidates, failed = _found_folders(paths, model_id)
     new: list[str] = []
     changed: list[str] = []
     unchanged: list[str] = []
+    for claim in _claim_ids(store, candidates, model_id, failed):
+        mid = claim.model_id
+        try:
+            model = open_local_model(claim.folder, model_id=mid)
+        except HubError as e:
+            failed.append(Failure(mid, e.status, str(e)))
+            continue
+        if claim.moved is not None and model.record.revision != claim.moved.revision:
+            failed.append(Failure(mid, "duplicate_id", _moved_other(claim)))
+            continue
+        outcome = store.upsert_model(model.record)
+        {"new": new, "changed": changed, "unchanged": unchanged}[outcome].append(mid)
+    return AddSummary(tuple(new), tuple(changed), tuple(unchanged), tuple(failed))
+
+
+_ID_HINT = "add it alone with `lineage add PATH --id ORG/NAME` to name it"
+_IDS_HINT = "add each alone with `lineage add PATH --id ORG/NAME` to name it"
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A folder that may be stored under `model_id`; `moved`: the record of its old place."""
+
+    model_id: str
+    folder: Path
+    moved: ModelRecord | None = None
+
+
+def _moved_other(claim: _Claim) -> str:
+    # a vanished folder's id passes to a folder with the same weights only (a move)
+    old = claim.moved.path if claim.moved else "?"
+    return (
+        f"{claim.model_id}: stored from {old}, which is gone, with other weights than "
+        f"{claim.folder}, so it was not replaced; {_ID_HINT}"
+    )
+
+
+def _found_folders(
+    paths: Iterable[str | os.PathLike[str]], model_id: str | None
+) -> tuple[list[tuple[str, Path]], list[Failure]]:
+    """(id, resolved folder) of every model folder below `paths`, once each; and failures."""
+    paths = list(paths)
+    if model_id is not None and len(paths) != 1:
+        raise LineageError(f"--id {model_id} names one model: pass exactly one model folder")
+    found: dict[Path, str] = {}
     failed: list[Failure] = []
     for path in paths:
         try:
-            found = find_model_dirs(path)
+            dirs = find_model_dirs(path)
         except HubError as e:
             failed.append(Failure(str(path), e.status, str(e)))
             continue
-        if not found:
+        if not dirs:
             failed.append(
                 Failure(str(path), "not_found", f"{path}: no model folders found below it")
             )
-        for model_id, folder in found:
-            try:
-                model = open_local_model(folder, model_id=model_id)
-            except HubError as e:
-                failed.append(Failure(model_id, e.status, str(e)))
+        if model_id is not None and [d for _, d in dirs] != [Path(path)]:
+            raise LineageError(
+                f"--id {model_id} names one model, and {path} is not a model folder; "
+                "pass the model folder itself"
+            )
+        for mid, folder in dirs:
+            found.setdefault(folder.resolve(), model_id or mid)
+    return [(mid, folder) for folder, mid in found.items()], failed
+
+
+def _stored_elsewhere(store: Store, mid: str, folder: Path) -> tuple[str | None, _Claim]:
+    """Where stored `mid` lives when that is another place (None: free or this folder), and
+    the claim of `folder` to it (moved when the stored folder is gone)."""
+    rec = store.get_model(mid)
+    if rec is None:
+        return None, _Claim(mid, folder)
+    if rec.source != "local" or not rec.path:
+        return f"the {rec.source}", _Claim(mid, folder)
+    stored = Path(rec.path).resolve()
+    if stored == folder:
+        return None, _Claim(mid, folder)
+    if not stored.is_dir():
+        return None, _Claim(mid, folder, moved=rec)
+    return str(stored), _Claim(mid, folder)
+
+
+def _claim_ids(
+    store: Store,
+    candidates: list[tuple[str, Path]],
+    model_id: str | None,
+    failed: list[Failure],
+) -> list[_Claim]:
+    """The folders that may be stored, under which id; each refused id becomes one failure."""
+    # a folder already stored keeps its id, whatever the rule says today
+    stored_ids = {
+        Path(r.path).resolve(): r.id for r in store.models() if r.source == "local" and r.path
+    }
+    by_id: dict[str, list[Path]] = {}
+    for mid, folder in candidates:
+        known = stored_ids.get(folder)
+        if known is not None and model_id is not None and known != model_id:
+            failed.append(
+                Failure(
+                    model_id,
+                    "duplicate_id",
+                    f"{folder} is already stored as {known}; not added again as {model_id}",
+                )
+            )
+            continue
+        by_id.setdefault(known or mid, []).append(folder)
+    accepted: list[_Claim] = []
+    for mid, folders in sorted(by_id.items()):
+        if len(folders) > 1 and not any(stored_ids.get(f) == mid for f in folders):
+            both = " and ".join(str(f) for f in folders)
+            failed.append(
+                Failure(
+                    mid,
+                    "duplicate_id",
+                    f"{mid}: {both} would both get this id, so neither was added; {_IDS_HINT}",
+                )
+            )
+            continue
+        for folder in folders:  # the stored folder stays; any other one is refused
+            taken, claim = _stored_elsewhere(store, mid, folder)
+            if taken is None:
+                accepted.append(claim)
                 continue
-            outcome = store.upsert_model(model.record)
-            {"new": new, "changed": changed, "unchanged": unchanged}[outcome].append(model_id)
-    return AddSummary(tuple(new), tuple(changed), tuple(unchanged), tuple(failed))
+            failed.append(
+                Failure(
+                    mid,
+                    "duplicate_id",
+                    f"{mid}: already stored from {taken}, so {folder} was not added; {_ID_HINT}",
+                )
+            )
+    return accepted
 
 
 def open_source(record: ModelRecord) -> OpenedModel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from lineage.store import Store
 
@@ -41,7 +42,7 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
     from lineage import pipeline
     from lineage.progress import Progress
 
-    summary = pipeline.add_local(store, args.paths)
+    summary = pipeline.add_local(store, args.paths, model_id=args.id)
     fp = None
     if not args.no_fingerprint:
         ids = [*summary.new, *summary.changed]
@@ -115,8 +116,22 @@ def cmd_fingerprint(args: argparse.Namespace, store: Store) -> int:
     return 1 if summary.failed else 0
 
 
-def cmd_compare(args: argparse.Namespace, store: Store) -> int:
-    """`lineage compare A B`: one pair, as a verdict with its numbers."""
+def cmd_compare(args: argparse.Namespace, store: Store | None) -> int:
+    """`lineage compare A B`: one pair, as a verdict with its numbers.
+
+    The database (--db, $LINEAGE_DB, ./lineage.db) is opened only when it exists: ids are
+    looked up there, and two folders are compared without creating one.
+    """
+    from lineage.store import default_db_path
+
+    db = Path(args.db or default_db_path())
+    if store is None and db.is_file():
+        with Store(db) as opened:
+            return _compare(args, opened)
+    return _compare(args, store)
+
+
+def _compare(args: argparse.Namespace, store: Store | None) -> int:
     from lineage import pipeline
 
     result = pipeline.compare_refs(store, args.a, args.b, device=args.device, alpha=args.alpha)

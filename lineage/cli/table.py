@@ -65,6 +65,14 @@ def _positive(value: str) -> int:
     return n
 
 
+def _model_id(value: str) -> str:
+    from hub.folders import is_model_id
+
+    if not is_model_id(value):
+        raise argparse.ArgumentTypeError(f"expected an id like ORG/NAME, got {value!r}")
+    return value
+
+
 def anomalies_description() -> str:
     """The help of `lineage anomalies`: every kind with its one-line help, from the rules table."""
     from lineage.anomalies import RULES
@@ -109,9 +117,18 @@ COMMANDS: tuple[Command, ...] = (
         help="register local model folders (or a folder of them) and fingerprint them",
         description="Register local HF-style model folders: safetensors (single or sharded), "
         "config.json and README front matter. Only headers and small windows are read. "
-        "A folder of folders is searched (ids are relative paths, e.g. org/name).",
+        "A folder of folders is searched. A model's id is the last two parts of its folder's "
+        "path (models/org/name is org/name) unless its card says `model_id: org/name` with "
+        "the same name; a folder already stored keeps its id. A folder whose id is taken by "
+        "another folder or a Hub model is refused, not stored over it: name it with --id.",
         args=(
             arg("paths", nargs="+", metavar="PATH"),
+            arg(
+                "--id",
+                type=_model_id,
+                metavar="ORG/NAME",
+                help="the id of the one model folder given (default: from its path)",
+            ),
             arg("--no-fingerprint", action="store_true", help="only read metadata"),
             JSON,
             DEVICE,
@@ -140,7 +157,8 @@ COMMANDS: tuple[Command, ...] = (
         "overlap: mean fraction of shared bottom-k positions (1 = same extremes, about k/window "
         "for unrelated models); identity: fraction of exactly equal weights; p-value: chance "
         "of this much overlap between unrelated models. Verdict: identical, derived, "
-        "unrelated or incomparable (no tensors in common).",
+        "unrelated or incomparable (no tensors in common). The database is only read when "
+        "it exists; comparing two folders creates none.",
         args=(
             arg("a", metavar="A"),
             arg("b", metavar="B"),
@@ -154,6 +172,7 @@ COMMANDS: tuple[Command, ...] = (
             ),
             DEVICE,
         ),
+        store=False,  # the handler opens the database only when it exists
     ),
     Command(
         "tree",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+from pathlib import PurePosixPath, PureWindowsPath
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from safetensors.torch import save_file as save_torch
 
 from fingerprint.protocol import TensorSource
 from hub.errors import MalformedFileError, ModelNotFoundError, NoSafetensorsError
+from hub.folders import path_id
 from hub.local import LocalModel, find_model_dirs, open_local_model
 from hub.records import DeclaredBase, TensorInfo
 
@@ -59,7 +61,7 @@ def test_single_file_model_record_and_protocol(tmp_path):
         TensorInfo("model.norm.weight", "F32", (16,), decodable=True),
     ]
     r = m.record
-    assert (r.id, r.status, r.source, r.path) == ("org/tiny", "ok", "local", str(folder))
+    assert (r.id, r.status, r.source, r.path) == ("org/tiny", "ok", "local", str(folder.resolve()))
     assert r.author == "org" and r.license == "apache-2.0" and r.library == "transformers"
     assert r.pipeline_tag == "text-generation"
     assert r.tags == ("llama", "base_model:quantized:org/other")
@@ -196,7 +198,7 @@ def test_other_root_files_and_duplicate_names(tmp_path):
     save_file({"a": np.ones((2, 2), dtype=np.float32)}, str(folder / "a.safetensors"))
     m = open_local_model(folder)
     assert m.files == ("a.safetensors", "b.safetensors")
-    assert m.model_id == "multi"
+    assert m.model_id == f"{tmp_path.name}/multi"  # default id: org/name from the path
     save_file({"a": np.ones((2, 2), dtype=np.float32)}, str(folder / "c.safetensors"))
     with pytest.raises(MalformedFileError, match="'a'"):
         open_local_model(folder)
@@ -318,15 +320,59 @@ def test_find_model_dirs_nested(tmp_path):
         ("org-b/m2", repos / "org-b" / "m2"),
         ("org-b/m3", repos / "org-b" / "m3"),
     ]
-    assert find_model_dirs(repos / "org-a" / "m1") == [("m1", repos / "org-a" / "m1")]
+    # a folder gets the same id alone as with its siblings: the last two parts of its path
+    assert find_model_dirs(repos / "org-a" / "m1") == [("org-a/m1", repos / "org-a" / "m1")]
     assert find_model_dirs(tmp_path / "repos" / "deep") == [
-        ("er/still/too-deep", repos / "deep" / "er" / "still" / "too-deep")
+        ("still/too-deep", repos / "deep" / "er" / "still" / "too-deep")
     ]
 
 
-def test_find_model_dirs_single_folder_ignores_name_or_path(tmp_path):
-    folder = _model(tmp_path / "my-finetune", config={"_name_or_path": "meta-llama/Llama-2-7b-hf"})
-    assert find_model_dirs(folder) == [("my-finetune", folder)]
+def test_find_model_dirs_ignores_name_or_path(tmp_path):
+    # save_pretrained writes the id the weights came from: a fine-tune named like its base
+    # must not take the base's id
+    folder = _model(
+        tmp_path / "me" / "Llama-2-7b-hf", config={"_name_or_path": "meta-llama/Llama-2-7b-hf"}
+    )
+    assert find_model_dirs(folder) == [("me/Llama-2-7b-hf", folder)]
+
+
+@pytest.mark.parametrize(
+    "named,expected",
+    [
+        ("acme/m", "acme/m"),  # the card names this model: used
+        ("acme/other", "local/m"),  # another name than the folder's: a renamed copy, ignored
+        ("m", "local/m"),  # no org: the path says more
+        ("acme/m/extra", "local/m"),  # not an id
+        (["acme/m"], "local/m"),  # not a string
+    ],
+)
+def test_the_card_may_name_the_model(tmp_path, named, expected):
+    readme = "---\n" + json.dumps({"model_id": named}) + "\n---\n"
+    folder = _model(tmp_path / "local" / "m", readme=readme)
+    assert find_model_dirs(folder) == [(expected, folder)]
+    assert open_local_model(folder).model_id == expected
+
+
+def test_ids_of_the_demo_zoo_are_org_name(crawl_zoo):
+    found = find_model_dirs(crawl_zoo)
+    assert found and all(mid.count("/") == 1 for mid, _ in found)
+    assert {mid for mid, _ in find_model_dirs(crawl_zoo / "repos")} == {mid for mid, _ in found}
+    assert all(mid == f"{f.parent.name}/{f.name}" for mid, f in found)
+    assert ("org/base", crawl_zoo / "repos" / "org" / "base") in found
+
+
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        (PurePosixPath("/data/org/name"), "org/name"),
+        (PurePosixPath("/model"), "model"),
+        (PurePosixPath("/"), "root"),
+        (PureWindowsPath("D:/models/org/name"), "org/name"),
+        (PureWindowsPath("D:/"), "root"),
+    ],
+)
+def test_path_ids_at_the_root_of_a_filesystem(path, expected):
+    assert path_id(path) == expected
 
 
 def test_find_model_dirs_errors(tmp_path):
@@ -335,4 +381,5 @@ def test_find_model_dirs_errors(tmp_path):
     (tmp_path / "f.safetensors").write_bytes(b"")
     with pytest.raises(ModelNotFoundError, match="is a file"):
         find_model_dirs(tmp_path / "f.safetensors")
-    assert find_model_dirs(tmp_path / "") == [(tmp_path.name, tmp_path)]  # has a *.safetensors
+    here = f"{tmp_path.parent.name}/{tmp_path.name}"
+    assert find_model_dirs(tmp_path / "") == [(here, tmp_path)]  # has a *.safetensors

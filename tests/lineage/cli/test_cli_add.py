@@ -90,7 +90,7 @@ def test_bad_input_is_one_clear_error_and_leaves_the_store_untouched(tmp_path, c
     capsys.readouterr()
     with Store(db) as s:
         before = [(m.id, m.revision, m.status) for m in s.models()]
-        sig_before = s.get_signature("good")
+        sig_before = s.get_signature(f"{tmp_path.name}/good")
     folder = _bad_folders(tmp_path / "bad")[case]
     code = main(["--db", str(db), "add", str(folder)])
     err = capsys.readouterr().err
@@ -100,7 +100,7 @@ def test_bad_input_is_one_clear_error_and_leaves_the_store_untouched(tmp_path, c
     assert lines[0].startswith("error: ") and case in lines[0] and words in lines[0]
     with Store(db) as s:
         assert [(m.id, m.revision, m.status) for m in s.models()] == before
-        assert s.get_signature("good") == sig_before
+        assert s.get_signature(f"{tmp_path.name}/good") == sig_before
 
 
 def test_pickle_is_never_unpickled(tmp_path, capsys):

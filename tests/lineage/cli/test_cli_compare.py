@@ -59,6 +59,7 @@ def _compare(capsys, tmp_path, a, b) -> dict:
     code = main(["--db", str(tmp_path / "l.db"), "compare", str(a), str(b), "--json"])
     out = capsys.readouterr().out
     assert code == 0
+    assert not (tmp_path / "l.db").exists()  # two folders: no database is created
     return json.loads(out)
 
 
@@ -145,3 +146,13 @@ def test_unknown_reference_is_one_clear_error(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and "nope/missing" in err and "lineage add" in err
+
+
+def test_comparing_folders_creates_no_database(models, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LINEAGE_DB", raising=False)
+    assert main(["compare", str(models["base"]), str(models["bf16"])]) == 0
+    monkeypatch.setenv("LINEAGE_DB", str(tmp_path / "env.db"))
+    assert main(["compare", str(models["base"]), str(models["bf16"])]) == 0
+    assert "verdict   derived" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
