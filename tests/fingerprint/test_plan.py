@@ -102,3 +102,84 @@ def test_the_source_decides_what_is_decodable():
     slots, skipped = plan_slots(infos, max_slots=8, window=1 << 16, min_elements=4096)
     assert [s.tensor for s in slots] == ["a"]
     assert skipped == (("b", "dtype F32 is not floating point"),)
+
+
+def test_normalize_strips_hf_task_model_prefixes():
+    # each: what a task model saves -> what its base model saves
+    cases = {
+        "bert.encoder.layer.0.attention.self.query.weight": "encoder.layer.0.attention.self.query.weight",
+        "roberta.embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
+        "distilbert.transformer.layer.0.ffn.lin1.weight": "layer.0.ffn.lin1.weight",
+        "deberta.encoder.layer.0.attention.self.query_proj.weight": "encoder.layer.0.attention.self.query_proj.weight",
+        "electra.encoder.layer.0.output.dense.weight": "encoder.layer.0.output.dense.weight",
+        "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight": "encoder.albert_layer_groups.0.albert_layers.0.ffn.weight",
+        "mpnet.encoder.layer.0.attention.attn.q.weight": "encoder.layer.0.attention.attn.q.weight",
+        "gpt_neox.layers.0.mlp.dense_h_to_4h.weight": "layers.0.mlp.dense_h_to_4h.weight",
+        "model.decoder.layers.0.fc1.weight": "decoder.layers.0.fc1.weight",  # OPT: as OPTModel
+        "0.auto_model.encoder.layer.0.output.dense.weight": "encoder.layer.0.output.dense.weight",
+    }
+    for saved, base in cases.items():
+        assert normalize_name(saved) == base
+    # the layer names themselves stay: T5/BART hold both an encoder and a decoder
+    assert normalize_name("encoder.block.0.layer.0.SelfAttention.q.weight").startswith("encoder.")
+    assert normalize_name("decoder.layers.0.fc1.weight") == "decoder.layers.0.fc1.weight"
+    assert normalize_name("bert_pooler.weight") == "bert_pooler.weight"
+    assert normalize_name("cls.predictions.transform.dense.weight").startswith("cls.")
+
+
+def test_names_two_tensors_would_share_stay_raw():
+    infos = [
+        info("pooler.dense.weight", "F32", (64, 64)),
+        info("bert.pooler.dense.weight", "F32", (64, 64)),
+    ]
+    infos.append(info("bert.encoder.layer.0.output.dense.weight", "F32", (64, 64)))
+    slots, _ = plan_slots(infos, max_slots=8, window=1 << 16, min_elements=4096)
+    assert sorted(s.normalized for s in slots) == [
+        "bert.pooler.dense.weight",
+        "encoder.layer.0.output.dense.weight",
+        "pooler.dense.weight",
+    ]
+    assert len({s.key for s in slots}) == 3
+
+
+def test_a_tensor_outside_the_layers_shifts_no_pick():
+    base = _llama(40)
+    extra = [
+        *base,
+        info("score.weight", "BF16", (64, 256)),
+        info("a_probe.weight", "BF16", (64, 64)),
+    ]
+    a, _ = plan_slots(base, max_slots=32, window=1 << 18, min_elements=4096)
+    b, _ = plan_slots(extra, max_slots=32, window=1 << 18, min_elements=4096)
+    assert [s.key for s in a] == [s.key for s in b]
+
+
+def test_embeddings_come_before_a_head_that_sorts_first():
+    layers = [
+        info(f"encoder.layer.{i}.w{j}.weight", "F32", (64, 64)) for i in range(12) for j in range(4)
+    ]
+    embeddings = [info("embeddings.position_embeddings.weight", "F32", (512, 64))]
+    embeddings.append(info("embeddings.word_embeddings.weight", "F32", (1000, 64)))
+    head = [info("classifier.dense.weight", "F32", (64, 64))]
+    a, _ = plan_slots(embeddings + layers, max_slots=16, window=1 << 16, min_elements=4096)
+    b, _ = plan_slots(head + embeddings + layers, max_slots=16, window=1 << 16, min_elements=4096)
+    assert [s.key for s in a] == [s.key for s in b]
+    assert {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"} <= {
+        s.normalized for s in b
+    }
+
+
+def test_room_left_after_the_layers_goes_to_the_other_tensors():
+    layers = [info(f"h.{i}.mlp.weight", "F32", (64, 64)) for i in range(6)]
+    others = [info(f"adapter_{c}.weight", "F32", (64, 64)) for c in "abcd"]
+    embed = [info("wte.weight", "F32", (1000, 64))]
+    slots, skipped = plan_slots(
+        embed + layers + others, max_slots=9, window=1 << 16, min_elements=4096
+    )
+    assert [s.normalized for s in slots] == [
+        "adapter_a.weight",
+        "adapter_b.weight",
+        *[f"h.{i}.mlp.weight" for i in range(6)],
+        "wte.weight",
+    ]
+    assert [name for name, _ in skipped] == ["adapter_c.weight", "adapter_d.weight"]
