@@ -1,7 +1,13 @@
-"""Comparing two signatures: per-slot overlap and identity, an exact p-value, a verdict."""
+"""Comparing two signatures: per-slot overlap and identity, an exact p-value, a verdict.
+
+"identical" means byte-identical everywhere the signatures can tell: every window's bytes, every
+tensor's shape and the same slots on both sides. Windows read the first rows only, so a tensor
+with rows appended (a vocabulary extension) has the same window; its shape tells them apart.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -14,11 +20,19 @@ VERDICTS = ("identical", "derived", "unrelated", "incomparable")
 DEFAULT_ALPHA = 1e-4
 # Fewer comparable slots than this and the result says so.
 FEW_SLOTS = 4
+# What rows appended to a tensor extend, by its name (first match); other tensors "reshaped".
+_ROWS_OF = (
+    (re.compile(r"position|wpe"), "positions"),
+    (re.compile(r"embed|wte|lm_head|shared|(?:^|\.)output\.weight$"), "vocabulary"),
+)
 
 
 @dataclass(frozen=True, slots=True)
 class SlotComparison:
-    """One slot of a pair: which tensor, how much of bottom-k is shared, how much is identical."""
+    """One slot of a pair: which tensor, how much of bottom-k is shared, how much is identical.
+
+    `same_bytes`: the windows' bytes are equal and so are the tensors' shapes.
+    """
 
     key: str
     tensor: str
@@ -102,8 +116,37 @@ def compare_slot(sa: SlotSignature, sb: SlotSignature, k: int, identity_k: int) 
         overlap=shared / kk if kk else 0.0,
         identity=identity_jaccard(sa.identity, sb.identity, identity_k),
         p_value=significance.slot_tail(shared, sa.n, kk),
-        same_bytes=sa.digest == sb.digest,
+        # appended rows leave the window as it was: equal bytes need equal shapes as well
+        same_bytes=sa.digest == sb.digest and sa.shape == sb.shape,
     )
+
+
+def shape_changes(a: Signature, b: Signature) -> tuple[str, ...]:
+    """What differs in shape between two signatures, one line each (empty: nothing).
+
+    A tensor resized from A to B (rows appended to an embedding or head: "vocabulary
+    extended"), and slots that only one side has (a head added or removed, layers dropped).
+    """
+    by_key = {s.key: s for s in b.slots}
+    out = []
+    for sa in a.slots:
+        sb = by_key.get(sa.key)
+        if sb is None or sa.shape == sb.shape:
+            continue
+        rows = next((what for pat, what in _ROWS_OF if pat.search(sa.tensor)), None)
+        if rows and sa.shape[1:] == sb.shape[1:]:
+            grown = "extended" if sb.shape[0] > sa.shape[0] else "shrunk"
+            out.append(f"{sa.tensor}: {rows} {grown}, {sa.shape[0]} -> {sb.shape[0]} rows")
+        else:
+            out.append(f"{sa.tensor}: reshaped, {list(sa.shape)} -> {list(sb.shape)}")
+    only_a = {s.key for s in a.slots} - set(by_key)
+    only_b = set(by_key) - {s.key for s in a.slots}
+    for side, keys in (("A", only_a), ("B", only_b)):
+        if keys:
+            out.append(
+                f"{len(keys)} slots only in {side} (a head added or removed, layers dropped)"
+            )
+    return tuple(out)
 
 
 def compare(a: Signature, b: Signature, *, alpha: float = DEFAULT_ALPHA) -> PairResult:
@@ -125,7 +168,15 @@ def compare(a: Signature, b: Signature, *, alpha: float = DEFAULT_ALPHA) -> Pair
         # a window no larger than k says nothing: every position is in bottom-k
         if sa.key in by_key and sa.positions.size < sa.n
     )
-    return summarize(a.model_id, b.model_id, per_slot, len(a.slots), len(b.slots), alpha=alpha)
+    return summarize(
+        a.model_id,
+        b.model_id,
+        per_slot,
+        len(a.slots),
+        len(b.slots),
+        alpha=alpha,
+        shapes=shape_changes(a, b),
+    )
 
 
 def summarize(
@@ -136,9 +187,18 @@ def summarize(
     slots_b: int,
     *,
     alpha: float = DEFAULT_ALPHA,
+    shapes: tuple[str, ...] = (),
 ) -> PairResult:
-    """Pair-level numbers and the verdict from per-slot comparisons."""
-    warnings = []
+    """Pair-level numbers and the verdict from per-slot comparisons.
+
+    Args:
+        a, b: the models' ids.
+        per_slot: the comparable slots.
+        slots_a, slots_b: each side's slot count.
+        alpha: significance level for "derived".
+        shapes: `shape_changes` of the pair; any rules out "identical" and becomes a warning.
+    """
+    warnings = list(shapes)
     if not per_slot:
         return PairResult(
             a,
@@ -163,7 +223,7 @@ def summarize(
     shared_total = sum(s.shared for s in per_slot)
     p_value = significance.combined_tail(shared_total, ((s.n, s.k) for s in per_slot))
     identity = float(np.mean([s.identity for s in per_slot]))
-    if all(s.same_bytes for s in per_slot):
+    if all(s.same_bytes for s in per_slot) and not shapes:
         verdict = "identical"
     elif p_value <= alpha:
         verdict = "derived"

@@ -55,7 +55,7 @@ class Subject:
     foreign: tuple[str, ...]  # ... those in another family
     parents: frozenset[str]  # recovered parents
     best: Edge | None  # the recovered parent edge of highest overlap
-    identical: bool  # every parent edge a byte-identical copy
+    identical: bool  # every parent edge a byte-identical copy (equal bytes and shapes)
     pairs: Pairs
 
     @property
@@ -250,6 +250,15 @@ ANOMALY_KINDS: tuple[str, ...] = tuple(r.kind for r in RULES)
 _REPORTED = tuple(sorted(RULES, key=lambda r: r.order))
 
 
+def _byte_identical(e: Edge, pairs: Pairs) -> bool:
+    # a copy edge whose comparison found equal bytes and equal shapes everywhere: a cast or a
+    # vocabulary extension keeps most values but is no re-upload
+    p = pairs.get(e.parent, e.child)
+    return (
+        e.relation == "copy" and e.identity >= 0.99 and p is not None and p.verdict == "identical"
+    )
+
+
 def _subjects(
     graph: LineageGraph, records: Mapping[str, ModelRecord], pairs: Pairs
 ) -> Iterable[Subject]:
@@ -268,7 +277,7 @@ def _subjects(
             foreign=tuple(d for d in known if family[d] != n.family),
             parents=frozenset(n.parents),
             best=max(main, key=lambda e: e.overlap) if main else None,
-            identical=bool(main) and all(e.relation == "copy" and e.identity >= 0.99 for e in main),
+            identical=bool(main) and all(_byte_identical(e, pairs) for e in main),
             pairs=pairs,
         )
 

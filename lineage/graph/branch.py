@@ -11,6 +11,7 @@ import networkx as nx
 from fingerprint.comparison import PairResult
 from fingerprint.signature import Signature
 from hub.records import ModelRecord
+from lineage.graph.copies import copy_classes
 from lineage.graph.orient import orientation
 from lineage.graph.params import GraphParams
 from lineage.graph.traits import drift
@@ -56,6 +57,9 @@ def candidates(
     """Candidate parent -> child edges: related pairs in the direction the evidence gives
     (both ways when it says nothing), weighted by `parent_score`.
 
+    Byte-identical copies are one set of weights (`copies`): the earliest upload is the parent
+    of the others, and the one that stands for them as a parent.
+
     Args:
         records: model id -> metadata.
         sigs: model id -> signature; every id becomes a node.
@@ -64,14 +68,18 @@ def candidates(
     """
     cand = nx.DiGraph()
     cand.add_nodes_from(sorted(sigs))
+    copies = copy_classes(pairs, records)
     for p in pairs:
         if p.verdict not in ("derived", "identical"):
             continue
-        o = orientation(p.a, p.b, records, sigs, params)
+        o = copies.direction(p.a, p.b)
+        if o is None:
+            o = orientation(p.a, p.b, records, sigs, params)
         for u, v in (
             ((p.a, p.b), (p.b, p.a)) if o == 0 else ((p.a, p.b),) if o > 0 else ((p.b, p.a),)
         ):
-            cand.add_edge(u, v, weight=_OFFSET + parent_score(u, v, p, records, params))
+            if copies.may_parent(u, v):
+                cand.add_edge(u, v, weight=_OFFSET + parent_score(u, v, p, records, params))
     return cand
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from hub.records import ModelRecord
+from lineage.graph.traits import upload_order
 
 
 def families(
@@ -34,10 +35,7 @@ def families(
     forest.add_edges_from(second.items())
     family_of: dict[str, str] = {}
     for comp in nx.connected_components(forest):
-        roots = sorted(
-            (m for m in comp if m not in parent),
-            key=lambda m: (records[m].created_at or "9999", -(records[m].downloads or 0), m),
-        )
+        roots = sorted((m for m in comp if m not in parent), key=lambda m: upload_order(records[m]))
         fam = roots[0] if roots else min(comp)
         for m in comp:
             family_of[m] = fam

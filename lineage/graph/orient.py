@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from fingerprint.signature import Signature
 from hub.records import ModelRecord
 from lineage.graph.params import GraphParams
-from lineage.graph.traits import coarser, float_bits, is_quantized_meta, mean_kurtosis
+from lineage.graph.traits import (
+    coarser,
+    float_bits,
+    is_coarse,
+    is_quantized_meta,
+    mean_kurtosis,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +58,22 @@ def _declaration(s: Sides) -> float:
     return -1.0 if any(b.id == s.v for b in s.ru.declared_bases) else 0.0
 
 
+def _leaf(
+    child: Signature, other: Signature, rc: ModelRecord, ro: ModelRecord, p: GraphParams
+) -> bool:
+    # quantized models are leaves: the child is on a grid the other lacks, or its metadata says
+    # quantized while the other's does not and the other is on no grid either (metadata never
+    # contradicts the weights: of two models on a grid, either may come first)
+    meta = is_quantized_meta(rc) and not is_quantized_meta(ro) and not is_coarse(other, p)
+    return coarser(child, other, p) or meta
+
+
 def _v_quantized(s: Sides) -> float:
-    quantized = is_quantized_meta(s.rv) and not is_quantized_meta(s.ru)
-    return 1.0 if coarser(s.sv, s.su, s.params) or quantized else 0.0
+    return 1.0 if _leaf(s.sv, s.su, s.rv, s.ru, s.params) else 0.0
 
 
 def _u_quantized(s: Sides) -> float:
-    quantized = is_quantized_meta(s.ru) and not is_quantized_meta(s.rv)
-    return -1.0 if coarser(s.su, s.sv, s.params) or quantized else 0.0
+    return -1.0 if _leaf(s.su, s.sv, s.ru, s.rv, s.params) else 0.0
 
 
 def _down_cast(s: Sides) -> float:
@@ -88,7 +102,8 @@ EVIDENCE: tuple[Evidence, ...] = (
     Evidence("upload time", 2.0, _upload_time),
     # a declaration may name the wrong relative, but rarely points the wrong way
     Evidence("declared base", 2.5, _declaration),
-    # quantized models are leaves (99.4%): a grid or quantization metadata on one side only
+    # quantized models are leaves (99.4%): a grid on one side only, or quantization metadata on
+    # one side only when the other side is on no grid
     Evidence("v quantized", 3.0, _v_quantized),
     Evidence("u quantized", 3.0, _u_quantized),
     # down-casting is common, up-casting rare

@@ -1,23 +1,114 @@
 """The relation of each recovered edge: copy, quantized, adapter, partial, finetune or merge.
 
-Read from the per-slot comparison (identity pattern), the value grid, the float width and the
-metadata: copy when every slot is byte-identical or a cast kept overlap >= 0.95; quantized on a
-coarse value grid; adapter from metadata or when some modules are untouched in every layer;
-partial when whole layers are untouched and others trained; else finetune.
+Each relation is one row of `RELATION_RULES`, tried in order; the first that holds names the
+edge, and finetune is what is left. Read from the per-slot comparison (identity pattern), the
+tensors' shapes, the value grid, the float width and the metadata.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from fingerprint.comparison import PairResult, SlotComparison
+from fingerprint.comparison import PairResult, shape_changes
 from fingerprint.signature import Signature
 from hub.records import ModelRecord
 from lineage.graph.params import GraphParams
 from lineage.graph.traits import coarser, float_bits, is_adapter_meta, is_quantized_meta
 
 _LAYER = re.compile(r"(?:layers|h|blocks|layer)\.(\d+)\.")
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeView:
+    """One parent -> child edge as the relation rules see it."""
+
+    pair: PairResult
+    parent: Signature
+    child: Signature
+    record: ModelRecord  # the child's
+    params: GraphParams
+
+    @property
+    def reshaped(self) -> bool:
+        """Some tensor changed shape, or a slot is on one side only (rows appended, ...)."""
+        return bool(shape_changes(self.parent, self.child))
+
+    def untouched(self) -> set[str]:
+        """The tensors whose slot is byte-identical (as far as identity can tell)."""
+        return {s.tensor for s in self.pair.per_slot if s.identity >= self.params.identical_slot}
+
+
+@dataclass(frozen=True, slots=True)
+class RelationRule:
+    """One relation and when it holds (rules are tried in `RELATION_RULES` order)."""
+
+    relation: str
+    when: str  # for docs and readers: the condition in words
+    holds: Callable[[EdgeView], bool]
+
+
+def _copy(e: EdgeView) -> bool:
+    slots = e.pair.per_slot
+    same = all(s.identity >= e.params.identical_slot for s in slots)
+    return bool(slots) and same and not e.reshaped
+
+
+def _quantized(e: EdgeView) -> bool:
+    meta = is_quantized_meta(e.record) and e.pair.overlap > 0.5
+    return coarser(e.child, e.parent, e.params) or meta
+
+
+def _cast(e: EdgeView) -> bool:
+    wider = float_bits(e.child) != float_bits(e.parent)
+    return wider and e.pair.overlap >= 0.95 and not e.reshaped
+
+
+def _blocks(e: EdgeView) -> dict[int, dict[str, bool]]:
+    """Layer number -> module (the tensor name without its layer) -> untouched, for the slots
+    inside the transformer blocks; embeddings, pooler and heads are outside."""
+    same = e.untouched()
+    out: dict[int, dict[str, bool]] = {}
+    for s in e.pair.per_slot:
+        m = _LAYER.search(s.tensor)
+        if m:
+            module = s.tensor[: m.start()] + s.tensor[m.end() :]
+            out.setdefault(int(m.group(1)), {})[module] = s.tensor in same
+    return out
+
+
+def _partial(e: EdgeView) -> bool:
+    # a layer-frozen fine-tune: whole layers untouched, whole layers trained
+    layers = [set(mods.values()) for mods in _blocks(e).values()]
+    return {True} in layers and {False} in layers
+
+
+def _adapter(e: EdgeView) -> bool:
+    # a merged adapter changes the same modules in every layer and leaves the others untouched
+    # in every layer; untouched tensors outside the blocks (a pooler no loss reaches, a head, the
+    # embeddings) are what full fine-tunes leave too
+    modules: dict[str, set[bool]] = {}
+    for mods in _blocks(e).values():
+        for module, untouched in mods.items():
+            modules.setdefault(module, set()).add(untouched)
+    return {True} in modules.values() and {False} in modules.values()
+
+
+RELATION_RULES: tuple[RelationRule, ...] = (
+    RelationRule("copy", "every slot byte-identical, every shape equal", _copy),
+    RelationRule("quantized", "a coarse value grid the parent lacks, or metadata", _quantized),
+    RelationRule("copy", "a cast: another float width, overlap >= 0.95, shapes equal", _cast),
+    RelationRule(
+        "adapter", "the files, card or name say adapter", lambda e: is_adapter_meta(e.record)
+    ),
+    # rows appended to a vocabulary and the rest untouched is still a new model
+    RelationRule(
+        "finetune", "a tensor changed shape (vocabulary extended, ...)", lambda e: e.reshaped
+    ),
+    RelationRule("partial", "whole layers untouched, others trained", _partial),
+    RelationRule("adapter", "some modules untouched in every layer, others changed", _adapter),
+)
 
 
 def relation_of(
@@ -28,7 +119,7 @@ def relation_of(
     sigs: Mapping[str, Signature],
     params: GraphParams,
 ) -> str:
-    """copy, quantized, partial, adapter or finetune for one parent -> child edge.
+    """copy, quantized, adapter, partial or finetune for one parent -> child edge.
 
     Args:
         parent: the parent's id.
@@ -38,38 +129,8 @@ def relation_of(
         sigs: model id -> signature.
         params: the identical-slot and coarse-grid thresholds.
     """
-    rc = records[child]
-    identical = [s for s in pair.per_slot if s.identity >= params.identical_slot]
-    if pair.per_slot and len(identical) == len(pair.per_slot):
-        return "copy"
-    if coarser(sigs[child], sigs[parent], params) or (is_quantized_meta(rc) and pair.overlap > 0.5):
-        return "quantized"
-    if float_bits(sigs[child]) != float_bits(sigs[parent]) and pair.overlap >= 0.95:
-        return "copy"  # a cast: same extremes, every value rounded
-    if is_adapter_meta(rc):
-        return "adapter"
-    if identical:
-        return _partial_or_adapter(pair, identical)
-    return "finetune"
-
-
-def _partial_or_adapter(pair: PairResult, identical: Sequence[SlotComparison]) -> str:
-    """Some slots byte-identical: frozen layers (partial) or untouched modules (adapter).
-
-    A layer-frozen fine-tune leaves whole layers identical; a merged LoRA changes the same
-    projections in every layer and leaves the rest identical.
-    """
-    same = {s.tensor for s in identical}
-    layers: dict[int, list[bool]] = {}
-    for s in pair.per_slot:
-        m = _LAYER.search(s.tensor)
-        if m:
-            layers.setdefault(int(m.group(1)), []).append(s.tensor in same)
-    fully_same = [n for n, flags in layers.items() if all(flags)]
-    fully_changed = [n for n, flags in layers.items() if not any(flags)]
-    if fully_same and fully_changed:
-        return "partial"
-    return "adapter"
+    view = EdgeView(pair, sigs[parent], sigs[child], records[child], params)
+    return next((r.relation for r in RELATION_RULES if r.holds(view)), "finetune")
 
 
 def parents_of(v: str, parent: Mapping[str, str], second: Mapping[str, str]) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
 """What the graph reads off one model or one pair: quantization and adapter hints in the
-metadata, a coarse value grid, float width, kurtosis, and the drift between two models."""
+metadata, a coarse value grid, float width, kurtosis, upload order, and the drift between two
+models."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ _QUANT_WORDS = re.compile(
     r"(?<![a-z])(gptq|awq|gguf|int8|int4|4bit|8bit|bnb|quantized|exl2|fp8)(?![a-z])", re.I
 )
 _ADAPTER_WORDS = re.compile(r"(?<![a-z])(lora|peft|adapter|qlora)(?![a-z])", re.I)
+
+
+def upload_order(rec: ModelRecord) -> tuple[str, int, str]:
+    """Sort key of the earliest upload: upload time (unknown last), then the most downloaded,
+    then the id."""
+    return (rec.created_at or "9999", -(rec.downloads or 0), rec.id)
 
 
 def is_quantized_meta(rec: ModelRecord) -> bool:

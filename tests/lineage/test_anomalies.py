@@ -14,9 +14,11 @@ from lineage.present import plots_tree
 from lineage.records import Anomaly, Edge, LineageGraph, Node
 
 
-def _pair(a: str, b: str, overlap: float, identity: float = 0.0) -> PairResult:
+def _pair(
+    a: str, b: str, overlap: float, identity: float = 0.0, verdict: str = "derived"
+) -> PairResult:
     return PairResult(
-        a, b, overlap, overlap, overlap, 0.0, identity, 1e-30, -30.0, 8, 8, 8, "derived", ()
+        a, b, overlap, overlap, overlap, 0.0, identity, 1e-30, -30.0, 8, 8, 8, verdict, ()
     )
 
 
@@ -35,11 +37,12 @@ def _world(
     family: str = "base",
     extra: dict[str, float] | None = None,
     declared_pairs: dict[tuple[str, str], float] | None = None,
+    verdict: str = "derived",
 ) -> list[Anomaly]:
     """Anomalies of model "m" with recovered `parents` (edges at `overlap`), its card declaring
     `declared`. Roots "base", "base2" (family "base") and "other" (family "other") exist;
     `extra` adds detailed pairs (other id -> overlap with m), `declared_pairs` the declared
-    (base, m) comparisons handed to the rules."""
+    (base, m) comparisons handed to the rules; `verdict` is the parents' pairs' verdict."""
     roots = {"base": "base", "base2": "base", "other": "other"}
     nodes = [Node(r, fam, None, (), None, 1.0, 1000, None, ()) for r, fam in roots.items()]
     rel = "merge" if len(parents) == 2 else relation
@@ -57,7 +60,7 @@ def _world(
         )
     )
     edges = [_edge(p, "m", overlap, rel, identity) for p in parents]
-    pairs = [_pair(p, "m", overlap, identity) for p in parents]
+    pairs = [_pair(p, "m", overlap, identity, verdict) for p in parents]
     pairs += [_pair(o, "m", v) for o, v in (extra or {}).items()]
     records = {n.id: ModelRecord(n.id, downloads=n.downloads) for n in nodes}
     records["m"] = ModelRecord(
@@ -81,8 +84,20 @@ def _one(found: list[Anomaly], kind: str) -> Anomaly:
 # (rule, world that fires it, near miss that must not)
 CASES = {
     "reupload": (
-        {"relation": "copy", "identity": 0.995, "overlap": 1.0, "declared": ("base",)},
-        {"relation": "copy", "identity": 0.98, "overlap": 1.0, "declared": ("base",)},
+        {
+            "relation": "copy",
+            "identity": 0.995,
+            "overlap": 1.0,
+            "verdict": "identical",
+            "declared": ("base",),
+        },
+        {
+            "relation": "copy",
+            "identity": 0.98,
+            "overlap": 1.0,
+            "verdict": "identical",
+            "declared": ("base",),
+        },
     ),
     "suspicious_copy": (
         {"downloads": 9, "overlap": 0.985},
@@ -115,8 +130,15 @@ def test_rule_fires_on_its_case_and_not_on_a_near_miss(kind):
     assert kind not in _kinds(_world(**miss))
 
 
+def test_reupload_needs_equal_bytes_and_shapes_everywhere():
+    # every window identical but a tensor grew (rows appended): the comparison says "derived"
+    grown = {"relation": "copy", "identity": 1.0, "overlap": 1.0, "verdict": "derived"}
+    assert "reupload" not in _kinds(_world(**grown))
+    assert "reupload" in _kinds(_world(**grown | {"verdict": "identical"}))
+
+
 def test_reupload_is_high_without_a_declared_base():
-    copy = {"relation": "copy", "identity": 1.0, "overlap": 1.0}
+    copy = {"relation": "copy", "identity": 1.0, "overlap": 1.0, "verdict": "identical"}
     found = _world(**copy)
     assert _one(found, "reupload").severity == "high"
     assert _one(found, "reupload").evidence.startswith("weights byte-identical to older base (")
@@ -158,7 +180,7 @@ def test_rules_read_the_declared_pairs_they_are_given_and_compute_none():
 
 
 def test_a_model_s_anomalies_come_weights_first_then_the_card():
-    found = _world(relation="copy", identity=1.0, overlap=1.0, downloads=2)
+    found = _world(relation="copy", identity=1.0, overlap=1.0, downloads=2, verdict="identical")
     assert _kinds(found) == ["reupload", "suspicious_copy", "missing_base"]
     order = [r.kind for r in sorted(RULES, key=lambda r: r.order)]
     assert order.index("reupload") < order.index("missing_base") < order.index("mislabeled")

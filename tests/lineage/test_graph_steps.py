@@ -9,12 +9,22 @@ import pytest
 from fingerprint.comparison import PairResult
 from hub.records import DeclaredBase, ModelRecord
 from lineage.allpairs import PairStats
-from lineage.graph import GraphParams, detail_top, drift, families, parent_score, second_parents
+from lineage.graph import (
+    GraphParams,
+    copy_classes,
+    detail_top,
+    drift,
+    families,
+    parent_score,
+    second_parents,
+)
 
 
-def _pair(a: str, b: str, overlap: float, identity: float = 0.0) -> PairResult:
+def _pair(
+    a: str, b: str, overlap: float, identity: float = 0.0, verdict: str = "derived"
+) -> PairResult:
     return PairResult(
-        a, b, overlap, overlap, overlap, 0.0, identity, 1e-30, -30.0, 8, 8, 8, "derived", ()
+        a, b, overlap, overlap, overlap, 0.0, identity, 1e-30, -30.0, 8, 8, 8, verdict, ()
     )
 
 
@@ -89,3 +99,31 @@ def test_every_significant_pair_is_detailed_up_to_the_budget():
     params = GraphParams(detail_all=3, candidates=2)
     assert detail_top(stats(3), params) is None
     assert detail_top(stats(4), params) == 2
+
+
+def test_copies_stand_behind_their_earliest_upload_or_the_copy_a_card_names():
+    records = {
+        "a": ModelRecord("a", downloads=0),
+        "b": ModelRecord("b", downloads=10),
+        "c": ModelRecord("c", downloads=10),
+        "x": ModelRecord("x"),
+        "y": ModelRecord("y", declared_bases=(DeclaredBase("c"),)),
+    }
+    pairs = [
+        _pair("a", "b", 1.0, 1.0, "identical"),
+        _pair("c", "b", 1.0, 1.0, "identical"),
+        _pair("a", "x", 0.5),  # related, not a copy
+    ]
+    copies = copy_classes(pairs, records)
+    # no upload dates: the most downloaded, then the smallest id
+    assert dict(copies.original) == {"a": "b", "b": "b", "c": "b"}
+    assert copies.direction("a", "b") == -1.0 and copies.direction("b", "c") == 1.0
+    assert copies.direction("a", "c") == 0.0 and copies.direction("a", "x") is None
+    # within the class only the original is a parent; outside, it stands for the class ...
+    assert [u for u in "abc" if copies.may_parent(u, "a")] == ["b"]
+    assert [u for u in "abc" if copies.may_parent(u, "x")] == ["b"]
+    # ... unless the child's card names another copy; models without copies are not concerned
+    assert [u for u in "abc" if copies.may_parent(u, "y")] == ["c"]
+    assert copies.may_parent("x", "a")
+    dated = {**records, "a": ModelRecord("a", created_at="2021-01-01")}
+    assert copy_classes(pairs, dated).original["c"] == "a"
