@@ -13,6 +13,7 @@ significant slots, and the mean overlap must be above chance (docs/design.md, "S
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass
 
@@ -26,6 +27,9 @@ VERDICTS = ("identical", "derived", "unrelated", "incomparable")
 DEFAULT_ALPHA = 1e-4
 # Fewer comparable slots than this and the result says so.
 FEW_SLOTS = 4
+# The interval of the mean overlap: resamples of the slots, and the percentiles kept.
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_PERCENTILES = (2.5, 97.5)
 # "derived" must hold without this many of the most significant slots (at least one slot is
 # kept): unrelated same-config pairs reach p < 1e-4 on one or two structured slots (a GPT-2's
 # position embedding; a Llama's layer-0 q_proj and k_proj), a real relation is in every slot.
@@ -64,6 +68,8 @@ class PairResult:
     `overlap` is the mean bottom-k overlap over comparable slots (the seed's "avg overlap
     ratio"); `identity` the mean estimated fraction of exactly equal weights; `p_value` the exact
     probability of at least this much total overlap between unrelated models.
+    `overlap_low`/`overlap_high`: `overlap_interval` of the slots, how stable the mean is across
+    them (None with fewer than `FEW_SLOTS` comparable slots).
     """
 
     a: str
@@ -81,6 +87,8 @@ class PairResult:
     verdict: str
     per_slot: tuple[SlotComparison, ...]
     warnings: tuple[str, ...] = ()
+    overlap_low: float | None = None
+    overlap_high: float | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -90,10 +98,16 @@ class PairResult:
 
     @staticmethod
     def from_dict(d: dict) -> PairResult:
-        """Inverse of `to_dict` (JSON round trip)."""
+        """Inverse of `to_dict` (JSON round trip).
+
+        A dict from before the interval existed gets it recomputed from its slots: it depends
+        on nothing else, and a stored comparison then reads the same as a fresh one.
+        """
         fields = {**d}
         fields["per_slot"] = tuple(SlotComparison(**s) for s in d["per_slot"])
         fields["warnings"] = tuple(d.get("warnings", ()))
+        if "overlap_low" not in d or "overlap_high" not in d:
+            fields["overlap_low"], fields["overlap_high"] = overlap_interval(fields["per_slot"])
         return PairResult(**fields)
 
 
@@ -232,6 +246,7 @@ def summarize(
     if len(per_slot) < FEW_SLOTS:
         warnings.append(f"only {len(per_slot)} comparable slots; the estimate is unstable")
     ov = np.array([s.overlap for s in per_slot])
+    low, high = overlap_interval(per_slot)
     p_value = _tail(per_slot)
     identity = float(np.mean([s.identity for s in per_slot]))
     if all(s.same_bytes for s in per_slot) and not shapes:
@@ -258,7 +273,34 @@ def summarize(
         verdict=verdict,
         per_slot=per_slot,
         warnings=tuple(warnings),
+        overlap_low=low,
+        overlap_high=high,
     )
+
+
+def overlap_interval(per_slot: tuple[SlotComparison, ...]) -> tuple[float | None, float | None]:
+    """A 95% bootstrap interval of the mean overlap over slots: how stable the pair's overlap is.
+
+    The slots are resampled with replacement `BOOTSTRAP_RESAMPLES` times and the 2.5th and 97.5th
+    percentiles of the resampled means kept. A bootstrap rather than a split-half: it speaks of
+    the mean itself (the number the verdict and the graph read), and its answer does not hang on
+    which split was drawn. Slots of one model are not independent (layers share a training run),
+    so this tells uniform evidence from evidence resting on a few slots; it is no calibrated
+    confidence interval. The seed comes from the sorted slot keys and the slots are taken in key
+    order, so the interval is the same on every run and machine, and for (A, B) as for (B, A).
+
+    Returns:
+        (low, high), or (None, None) with fewer than `FEW_SLOTS` slots (too few to resample).
+    """
+    if len(per_slot) < FEW_SLOTS:
+        return None, None
+    ordered = sorted(per_slot, key=lambda s: s.key)
+    keys = "\n".join(s.key for s in ordered).encode()
+    seed = int.from_bytes(hashlib.blake2b(keys, digest_size=8).digest(), "little")
+    ov = np.array([s.overlap for s in ordered], dtype=np.float64)
+    picks = np.random.default_rng(seed).integers(0, ov.size, size=(BOOTSTRAP_RESAMPLES, ov.size))
+    low, high = np.percentile(ov[picks].mean(axis=1), BOOTSTRAP_PERCENTILES)
+    return float(low), float(high)
 
 
 def _tail(per_slot: tuple[SlotComparison, ...]) -> float:

@@ -145,6 +145,11 @@ def _compare(args: argparse.Namespace, store: Store | None) -> int:
         f"  overlap   {result.overlap:.4f} (median {result.overlap_median:.4f}, "
         f"min {result.overlap_min:.4f}, std {result.overlap_std:.4f})"
     )
+    if result.overlap_low is not None:
+        print(
+            f"  interval  {result.overlap_low:.4f} .. {result.overlap_high:.4f}"
+            "  (95% bootstrap over slots: how stable the overlap is)"
+        )
     print(f"  identity  {result.identity:.4f}  (fraction of exactly equal weights)")
     print(f"  p-value   {p}  over {result.slots_compared} slots")
     for w in result.warnings:

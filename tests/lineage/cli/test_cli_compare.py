@@ -139,6 +139,10 @@ def test_human_output_and_module_entry_point(models, tmp_path):
         check=True,
     ).stdout
     assert "verdict   derived" in out and "p-value" in out
+    interval = next(line for line in out.splitlines() if line.strip().startswith("interval"))
+    low, high = (float(x) for x in interval.split()[1:4:2])
+    overlap = float(next(line for line in out.splitlines() if "overlap   " in line).split()[1])
+    assert low <= overlap <= high
 
 
 def test_unknown_reference_is_one_clear_error(capsys, tmp_path):
