@@ -5,11 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 RELATIONS = ("finetune", "adapter", "partial", "copy", "quantized", "merge")
+# how an edge's direction was decided: by evidence other than a tie-breaker, or a guess
+DIRECTIONS = ("evidence", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """A recovered parent -> child link with its evidence."""
+    """A recovered parent -> child link with its evidence.
+
+    `direction` says whether evidence put the parent first ("evidence", the rows named in
+    `direction_by`) or nothing did and the direction was a guess ("unknown", the default: an
+    edge built without that knowledge claims none).
+    """
 
     parent: str
     child: str
@@ -22,6 +29,8 @@ class Edge:
     relation: str
     slots_compared: int
     identical_slots: int = 0
+    direction: str = "unknown"
+    direction_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +86,11 @@ class LineageGraph:
             d["declared_base"] = list(n.declared_base)
             d["anomalies"] = list(n.anomalies)
             out_nodes.append(d)
-        edges = [asdict(e) for e in self.edges if e.child in keep]
+        edges = [
+            asdict(e) | {"direction_by": list(e.direction_by)}
+            for e in self.edges
+            if e.child in keep
+        ]
         return {"nodes": out_nodes, "edges": edges, "params": dict(self.params)}
 
     def families(self) -> dict[str, list[str]]:

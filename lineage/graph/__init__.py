@@ -3,7 +3,8 @@
 Each step is a pure function in its own module, data in and data out:
 
 1. `orient`: direction of each related pair from upload time, declared base,
-   quantized-is-a-leaf, down-casting, downloads, and weight kurtosis as the last tie-breaker.
+   quantized-is-a-leaf, down-casting, downloads, and weight kurtosis as the last tie-breaker;
+   an edge that only the tie-breaker (or the branching) oriented has direction "unknown".
 2. `branch`: parent scores (closeness and priors) and Edmonds' maximum branching; among
    byte-identical copies (`copies`) the earliest upload is the parent.
 3. `merges`: a second parent when a model sits between two others.
@@ -22,7 +23,7 @@ from lineage.graph.branch import branching, candidates, parent_score
 from lineage.graph.copies import Copies, copy_classes
 from lineage.graph.families import families
 from lineage.graph.merges import second_parents
-from lineage.graph.orient import EVIDENCE, Evidence, orientation
+from lineage.graph.orient import EVIDENCE, Evidence, direction_of, edge_directions, orientation
 from lineage.graph.params import Confidence, GraphParams, detail_top
 from lineage.graph.recover import build_graph, recover
 from lineage.graph.relations import RELATION_RULES, edge_relations, relation_of
@@ -42,7 +43,9 @@ __all__ = [
     "coarser",
     "copy_classes",
     "detail_top",
+    "direction_of",
     "drift",
+    "edge_directions",
     "edge_relations",
     "families",
     "is_coarse",

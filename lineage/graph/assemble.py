@@ -24,6 +24,7 @@ def assemble(
     by_pair: Mapping[frozenset[str], PairResult],
     stats: PairStats,
     params: GraphParams,
+    directions: Mapping[tuple[str, str], tuple[str, tuple[str, ...]]] | None = None,
 ) -> LineageGraph:
     """The lineage graph of the steps' results, without anomalies.
 
@@ -37,7 +38,10 @@ def assemble(
         by_pair: per-slot comparisons by unordered pair (every edge's pair is here).
         stats: the significant pairs (for the graph's params).
         params: confidence buckets and the identical-slot threshold.
+        directions: (parent, child) -> how its direction was decided (`orient.edge_directions`);
+            an edge missing here is "unknown".
     """
+    directions = directions or {}
     edges: list[Edge] = []
     nodes: list[Node] = []
     for v in sorted(ids):
@@ -46,6 +50,7 @@ def assemble(
         ps = parents_of(v, parent, second)
         for u in ps:
             pr = by_pair[frozenset((u, v))]
+            direction, direction_by = directions.get((u, v), ("unknown", ()))
             edges.append(
                 Edge(
                     parent=u,
@@ -59,6 +64,8 @@ def assemble(
                     relation=relations[(u, v)],
                     slots_compared=pr.slots_compared,
                     identical_slots=sum(s.identity >= params.identical_slot for s in pr.per_slot),
+                    direction=direction,
+                    direction_by=direction_by,
                 )
             )
         nodes.append(

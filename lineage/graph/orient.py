@@ -2,13 +2,14 @@
 
 Each kind of evidence is one row of `EVIDENCE`: a function of the pair that says +1 (u came
 first), -1 (v came first) or something in between, and the weight it carries. Zero evidence
-keeps both directions open for the branching.
+keeps both directions open for the branching. A row marked `guess` (kurtosis) only breaks ties:
+an edge whose direction the other rows do not support is reported as direction "unknown".
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fingerprint.signature import Signature
@@ -38,11 +39,16 @@ class Sides:
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """One kind of evidence: `says(sides)` in [-1, 1] (positive: u came first) times `weight`."""
+    """One kind of evidence: `says(sides)` in [-1, 1] (positive: u came first) times `weight`.
+
+    A `guess` row tips the balance but is no evidence for the reader: a direction it alone
+    decides is "unknown".
+    """
 
     name: str
     weight: float
     says: Callable[[Sides], float]
+    guess: bool = False
 
 
 def _upload_time(s: Sides) -> float:
@@ -112,7 +118,7 @@ EVIDENCE: tuple[Evidence, ...] = (
     # the per-decade weight and cap are params, so the row's function gives the amount
     Evidence("download gap", 1.0, _download_gap),
     # last resort: the more kurtotic (less trained) model first, by a hair
-    Evidence("kurtosis", 1e-3, _kurtosis),
+    Evidence("kurtosis", 1e-3, _kurtosis, guess=True),
 )
 
 
@@ -135,8 +141,60 @@ def orientation(
     Returns:
         The weighted sum of `EVIDENCE`; 0.0 when nothing tells.
     """
-    sides = Sides(u, v, records[u], records[v], sigs[u], sigs[v], params)
     score = 0.0
-    for row in EVIDENCE:
-        score += row.weight * row.says(sides)
+    for _, amount in _amounts(u, v, records, sigs, params):
+        score += amount
     return score
+
+
+def _amounts(
+    u: str,
+    v: str,
+    records: Mapping[str, ModelRecord],
+    sigs: Mapping[str, Signature],
+    params: GraphParams,
+) -> list[tuple[Evidence, float]]:
+    """Each row of `EVIDENCE` with its weighted say on u before v, in table order."""
+    sides = Sides(u, v, records[u], records[v], sigs[u], sigs[v], params)
+    return [(row, row.weight * row.says(sides)) for row in EVIDENCE]
+
+
+def direction_of(
+    parent: str,
+    child: str,
+    records: Mapping[str, ModelRecord],
+    sigs: Mapping[str, Signature],
+    params: GraphParams,
+) -> tuple[str, tuple[str, ...]]:
+    """How a recovered edge's direction was decided, for readers of the graph.
+
+    Args:
+        parent: the recovered parent.
+        child: the recovered child.
+        records: model id -> metadata.
+        sigs: model id -> signature.
+        params: weights that the evidence rows read.
+
+    Returns:
+        ("evidence", names of the rows that put the parent first) when the rows other than
+        guesses sum to a positive say on parent before child; ("unknown", ()) otherwise: no
+        evidence, evidence that cancels out or points the other way, so the direction was a
+        guess (kurtosis, closeness asymmetries, the copies' tie-break).
+    """
+    said = [(row, a) for row, a in _amounts(parent, child, records, sigs, params) if not row.guess]
+    total = 0.0
+    for _, amount in said:
+        total += amount
+    if total <= 0:
+        return "unknown", ()
+    return "evidence", tuple(row.name for row, amount in said if amount > 0)
+
+
+def edge_directions(
+    edges: Iterable[tuple[str, str]],
+    records: Mapping[str, ModelRecord],
+    sigs: Mapping[str, Signature],
+    params: GraphParams,
+) -> dict[tuple[str, str], tuple[str, tuple[str, ...]]]:
+    """(parent, child) -> `direction_of` for every recovered edge."""
+    return {(u, v): direction_of(u, v, records, sigs, params) for u, v in edges}

@@ -25,6 +25,7 @@ from lineage.graph.assemble import assemble, with_anomalies
 from lineage.graph.branch import branching, candidates
 from lineage.graph.families import families
 from lineage.graph.merges import second_parents
+from lineage.graph.orient import edge_directions
 from lineage.graph.params import GraphParams, detail_top
 from lineage.graph.relations import edge_relations
 from lineage.records import LineageGraph
@@ -40,7 +41,8 @@ def recover(
 ) -> LineageGraph:
     """The lineage forest of the models in `sigs`, without anomalies.
 
-    Orient and score candidate edges, branch, find merges, type the edges, group families.
+    Orient and score candidate edges, branch, find merges, type the edges, group families, and
+    say how each edge's direction was decided.
 
     Args:
         records: model id -> metadata (every id in `sigs` must be here).
@@ -55,7 +57,10 @@ def recover(
     parent, second = second_parents(branching(cand), cand, index, stats.overlaps(), records, params)
     relations = edge_relations(parent, second, index, records, sigs, params)
     family = families(sigs, parent, second, records)
-    return assemble(sigs, records, parent, second, relations, family, index, stats, params)
+    directions = edge_directions(relations, records, sigs, params)
+    return assemble(
+        sigs, records, parent, second, relations, family, index, stats, params, directions
+    )
 
 
 def build_graph(

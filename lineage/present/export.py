@@ -1,7 +1,9 @@
 """Exports of a LineageGraph: node-link JSON, GraphML, GEXF, CSV and DOT.
 
 GraphML and GEXF carry only scalar attributes, so lists become comma-separated text and None
-becomes an empty string; `to_networkx` keeps the real values.
+becomes an empty string; `to_networkx` keeps the real values. Every format carries each edge's
+`direction` ("evidence" or "unknown") and `direction_by`; DOT draws an unknown direction dashed
+and without an arrowhead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import networkx as nx
 from lineage.records import LineageGraph
 
 FORMATS = ("json", "graphml", "gexf", "csv", "dot")
+# extra DOT edge attributes by direction: a guessed direction is drawn without an arrowhead
+_DOT_DIRECTION = {"evidence": "", "unknown": ", style=dashed, dir=none"}
 
 
 def to_networkx(graph: LineageGraph, family: str | None = None) -> nx.DiGraph:
@@ -59,7 +63,10 @@ def to_dot(graph: LineageGraph, family: str | None = None) -> str:
         lines.append(f"  {_dot_id(n['id'])} [label={_dot_id(label)}, color={color}];")
     for e in doc["edges"]:
         label = f"{e['relation']} {e['overlap']:.2f}"
-        lines.append(f"  {_dot_id(e['parent'])} -> {_dot_id(e['child'])} [label={_dot_id(label)}];")
+        extra = _DOT_DIRECTION.get(e["direction"], "")
+        lines.append(
+            f"  {_dot_id(e['parent'])} -> {_dot_id(e['child'])} [label={_dot_id(label)}{extra}];"
+        )
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -88,7 +95,9 @@ def export(graph: LineageGraph, fmt: str, out: str | Path, family: str | None = 
         pd.DataFrame([{k: _flat(v) for k, v in n.items()} for n in doc["nodes"]]).to_csv(
             nodes, index=False
         )
-        pd.DataFrame(doc["edges"]).to_csv(edges, index=False)
+        pd.DataFrame([{k: _flat(v) for k, v in e.items()} for e in doc["edges"]]).to_csv(
+            edges, index=False
+        )
         return [nodes, edges]
     g = _flat_graph(to_networkx(graph, family))
     (nx.write_graphml if fmt == "graphml" else nx.write_gexf)(g, out)
