@@ -37,9 +37,10 @@ SPREAD_DROP = 3
 # A left-out slot whose own tail is below this is named in the warnings as structured.
 STRUCTURED_TAIL = 1e-3
 # What rows appended to a tensor extend, by its name (first match); other tensors "reshaped".
+# `shared.weight` as in the plan's roles (T5's embedding), not MoE `shared_experts`.
 _ROWS_OF = (
     (re.compile(r"position|wpe"), "positions"),
-    (re.compile(r"embed|wte|lm_head|shared|(?:^|\.)output\.weight$"), "vocabulary"),
+    (re.compile(r"embed|wte|lm_head|shared\.weight|(?:^|\.)output\.weight$"), "vocabulary"),
 )
 
 
@@ -68,8 +69,8 @@ class PairResult:
     `overlap` is the mean bottom-k overlap over comparable slots (the seed's "avg overlap
     ratio"); `identity` the mean estimated fraction of exactly equal weights; `p_value` the exact
     probability of at least this much total overlap between unrelated models.
-    `overlap_low`/`overlap_high`: `overlap_interval` of the slots, how stable the mean is across
-    them (None with fewer than `FEW_SLOTS` comparable slots).
+    How stable the mean is across slots is `interval()`, derived from `per_slot` on demand (it is
+    not stored: the graph compares thousands of pairs and reads none of them).
     """
 
     a: str
@@ -87,8 +88,10 @@ class PairResult:
     verdict: str
     per_slot: tuple[SlotComparison, ...]
     warnings: tuple[str, ...] = ()
-    overlap_low: float | None = None
-    overlap_high: float | None = None
+
+    def interval(self) -> tuple[float | None, float | None]:
+        """`overlap_interval` of this pair's slots: (low, high), or (None, None) with few slots."""
+        return overlap_interval(self.per_slot)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -98,16 +101,10 @@ class PairResult:
 
     @staticmethod
     def from_dict(d: dict) -> PairResult:
-        """Inverse of `to_dict` (JSON round trip).
-
-        A dict from before the interval existed gets it recomputed from its slots: it depends
-        on nothing else, and a stored comparison then reads the same as a fresh one.
-        """
+        """Inverse of `to_dict` (JSON round trip)."""
         fields = {**d}
         fields["per_slot"] = tuple(SlotComparison(**s) for s in d["per_slot"])
         fields["warnings"] = tuple(d.get("warnings", ()))
-        if "overlap_low" not in d or "overlap_high" not in d:
-            fields["overlap_low"], fields["overlap_high"] = overlap_interval(fields["per_slot"])
         return PairResult(**fields)
 
 
@@ -159,8 +156,9 @@ def shape_changes(a: Signature, b: Signature) -> tuple[str, ...]:
         sb = by_key.get(sa.key)
         if sb is None or sa.shape == sb.shape:
             continue
+        # matched slot keys carry the trailing dimensions, so only the row count can differ
         rows = next((what for pat, what in _ROWS_OF if pat.search(sa.tensor)), None)
-        if rows and sa.shape[1:] == sb.shape[1:]:
+        if rows:
             grown = "extended" if sb.shape[0] > sa.shape[0] else "shrunk"
             out.append(f"{sa.tensor}: {rows} {grown}, {sa.shape[0]} -> {sb.shape[0]} rows")
         else:
@@ -246,13 +244,12 @@ def summarize(
     if len(per_slot) < FEW_SLOTS:
         warnings.append(f"only {len(per_slot)} comparable slots; the estimate is unstable")
     ov = np.array([s.overlap for s in per_slot])
-    low, high = overlap_interval(per_slot)
     p_value = _tail(per_slot)
     identity = float(np.mean([s.identity for s in per_slot]))
     if all(s.same_bytes for s in per_slot) and not shapes:
         verdict = "identical"
     elif p_value <= alpha:
-        held_back = _held_back(per_slot, p_value, alpha)
+        held_back = _held_back(per_slot, float(ov.mean()), p_value, alpha)
         verdict = "unrelated" if held_back else "derived"
         warnings.extend(held_back)
     else:
@@ -273,8 +270,6 @@ def summarize(
         verdict=verdict,
         per_slot=per_slot,
         warnings=tuple(warnings),
-        overlap_low=low,
-        overlap_high=high,
     )
 
 
@@ -328,9 +323,13 @@ def chance_overlap(per_slot: tuple[SlotComparison, ...]) -> float:
     return float(np.mean([s.k / s.n for s in per_slot]))
 
 
-def _held_back(per_slot: tuple[SlotComparison, ...], p_value: float, alpha: float) -> list[str]:
-    """Why a pair with p <= alpha is still not "derived", one line each (empty: it is)."""
-    overlap = float(np.mean([s.overlap for s in per_slot]))
+def _held_back(
+    per_slot: tuple[SlotComparison, ...], overlap: float, p_value: float, alpha: float
+) -> list[str]:
+    """Why a pair with p <= alpha is still not "derived", one line each (empty: it is).
+
+    `overlap` is the pair's mean overlap over `per_slot`.
+    """
     chance = chance_overlap(per_slot)
     if overlap <= chance:
         return [

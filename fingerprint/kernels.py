@@ -23,9 +23,9 @@ _GOLDEN = signed64(GOLDEN)
 
 def to_device(values: np.ndarray, device: str) -> torch.Tensor:
     """A window's float32 values (as a source decoded them) as a 1-D tensor on `device`."""
-    if not values.flags.writeable:  # torch.from_numpy shares memory and wants it writable
-        values = values.copy()
-    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32).ravel()).to(device)
+    # torch.from_numpy shares memory and wants it writable: copy once, only when needed
+    values = np.require(values, dtype=np.float32, requirements=["C", "W"])
+    return torch.from_numpy(values.ravel()).to(device)
 
 
 def order_keys(x: torch.Tensor) -> torch.Tensor:

@@ -135,8 +135,9 @@ def _compare(args: argparse.Namespace, store: Store | None) -> int:
     from lineage import pipeline
 
     result = pipeline.compare_refs(store, args.a, args.b, device=args.device, alpha=args.alpha)
+    low, high = result.interval()
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "overlap_low": low, "overlap_high": high})
         return 0
     p = f"{result.p_value:.3g}" if result.p_value > 0 else "< 1e-300"
     print(f"{result.a}  vs  {result.b}")
@@ -145,9 +146,9 @@ def _compare(args: argparse.Namespace, store: Store | None) -> int:
         f"  overlap   {result.overlap:.4f} (median {result.overlap_median:.4f}, "
         f"min {result.overlap_min:.4f}, std {result.overlap_std:.4f})"
     )
-    if result.overlap_low is not None:
+    if low is not None:
         print(
-            f"  interval  {result.overlap_low:.4f} .. {result.overlap_high:.4f}"
+            f"  interval  {low:.4f} .. {high:.4f}"
             "  (95% bootstrap over slots: how stable the overlap is)"
         )
     print(f"  identity  {result.identity:.4f}  (fraction of exactly equal weights)")
