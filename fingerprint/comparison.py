@@ -25,6 +25,11 @@ from fingerprint.records import Signature, SlotSignature
 
 VERDICTS = ("identical", "derived", "unrelated", "incomparable")
 DEFAULT_ALPHA = 1e-4
+# The rules that turn two signatures into a PairResult. Bump it with any change that can alter a
+# stored comparison (a verdict, a warning, a number): cached pairs made under another version
+# are recomputed (lineage.paircache). 2: "identical" needs equal shapes; "derived" must hold
+# without the most significant slots.
+COMPARE_VERSION = 2
 # Fewer comparable slots than this and the result says so.
 FEW_SLOTS = 4
 # The interval of the mean overlap: resamples of the slots, and the percentiles kept.

@@ -1,7 +1,7 @@
 """Detailed pair comparisons, cached in the store under both models' revisions.
 
 A pair is recomputed only when one of its models changed (a new revision drops its signature
-and pairs in the store). A detailed pair is stored once: the `pairs` columns hold what they name
+and pairs in the store) or the comparison rules did (`COMPARE_VERSION`, kept in `detail`). A detailed pair is stored once: the `pairs` columns hold what they name
 and `detail` the rest of the `PairResult` (`DETAIL_FIELDS`), so `pair_result` rebuilds it
 exactly.
 """
@@ -11,14 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from fingerprint.comparison import PairResult, compare
+from fingerprint.comparison import COMPARE_VERSION, PairResult, compare
 from fingerprint.signature import Signature
 from fingerprint.significance import log10
 from hub.records import ModelRecord
 from lineage.allpairs import PairStats, candidate_pairs
 from lineage.store import PairRow, Store
 
-__all__ = ["BACKGROUND_DETAIL", "DETAIL_FIELDS", "cached_pairs", "pair_result", "pair_row"]
+__all__ = [
+    "BACKGROUND_DETAIL",
+    "DETAIL_FIELDS",
+    "cached_pairs",
+    "is_current",
+    "pair_result",
+    "pair_row",
+]
 
 # up to this many unrelated pairs get a full per-slot comparison (for the lineage map)
 BACKGROUND_DETAIL = 20_000
@@ -38,6 +45,7 @@ def pair_row(p: PairResult, records: Mapping[str, ModelRecord]) -> PairRow:
     """The stored form of a detailed comparison, with `a < b` and each value once."""
     d = p.to_dict()
     detail = {k: d[k] for k in DETAIL_FIELDS}
+    detail["compare"] = COMPARE_VERSION
     a, b = p.a, p.b
     if a > b:  # the store keeps a < b: the slot counts follow their models
         a, b = b, a
@@ -60,6 +68,18 @@ def pair_row(p: PairResult, records: Mapping[str, ModelRecord]) -> PairRow:
 def has_detail(row: PairRow | None) -> bool:
     """Whether `row` holds a full comparison (not only the overlap of a background pair)."""
     return row is not None and all(k in row.detail for k in DETAIL_FIELDS[:-1])
+
+
+def is_current(row: PairRow | None, records: Mapping[str, ModelRecord]) -> bool:
+    """Whether a cached row can stand for a fresh comparison: a full comparison, made by these
+    comparison rules, of the models' current revisions."""
+    return (
+        has_detail(row)
+        and row is not None
+        and row.detail.get("compare") == COMPARE_VERSION
+        and row.revision_a == records[row.a].revision
+        and row.revision_b == records[row.b].revision
+    )
 
 
 def _float(value: float | None) -> float:
@@ -104,13 +124,7 @@ def cached_pairs(
     for i, j in sorted(candidate_pairs(stats, top)):
         a, b = sorted((stats.ids[i], stats.ids[j]))
         row = cache.get((a, b))
-        p = None
-        if (
-            row is not None
-            and row.revision_a == records[a].revision
-            and row.revision_b == records[b].revision
-        ):
-            p = pair_result(row)
+        p = pair_result(row) if is_current(row, records) else None
         if p is None:
             p = compare(sigs[a], sigs[b], alpha=stats.alpha_pair)
             fresh.append(p)
@@ -127,7 +141,7 @@ def cached_pairs(
             (*sorted((stats.ids[i], stats.ids[j])), o, pv)
             for i, j, o, pv in zip(bi.tolist(), bj.tolist(), bo.tolist(), bp.tolist(), strict=True)
         ]
-        detailed = [r for r in rows if not has_detail(cache.get(r[:2]))]
+        detailed = [r for r in rows if not is_current(cache.get(r[:2]), records)]
         if len(detailed) <= BACKGROUND_DETAIL:
             if counter is not None:
                 counter["compared"] += len(detailed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from fingerprint.comparison import PairResult, compare
 from fingerprint.signature import compute_signature
 from hub.records import ModelRecord
-from lineage.paircache import pair_result, pair_row
+from lineage.paircache import is_current, pair_result, pair_row
 from lineage.store import MIGRATIONS, PairRow, Store
 from tests.factory import MemorySource, llama_tensors, noisy
 
@@ -127,3 +128,19 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_pairs(tmp_path: Path, re
         assert json.dumps([r.detail for r in store.pairs()]) == json.dumps(
             [after[k].detail for k in sorted(after)]
         )
+
+
+def test_a_cached_pair_is_current_only_under_these_rules_and_revisions(result: PairResult):
+    row = pair_row(result, RECORDS)
+    assert is_current(row, RECORDS)
+    # made by older comparison rules (or before the version was kept): recomputed, so a verdict
+    # the rules no longer give never comes back from the cache
+    assert not is_current(replace(row, detail={**row.detail, "compare": 1}), RECORDS)
+    unversioned = {k: v for k, v in row.detail.items() if k != "compare"}
+    assert not is_current(replace(row, detail=unversioned), RECORDS)
+    moved = {**RECORDS, "org/b": ModelRecord(id="org/b", revision="rev-2")}
+    assert not is_current(row, moved)
+    background = PairRow(
+        "org/a", "org/b", "rev-org/a", "rev-org/b", 0.01, None, 0.5, -0.3, 0, "unrelated", {}
+    )
+    assert not is_current(background, RECORDS) and not is_current(None, RECORDS)
