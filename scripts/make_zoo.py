@@ -1,4 +1,4 @@
-"""Write the model zoo with known lineage (see lineage/zoo.py and docs/evaluation.md).
+"""Write the model zoo with known lineage (see lineage/lab/zoo.py and docs/evaluation.md).
 
 python scripts/make_zoo.py --out zoo --size tiny --seed 0
 """

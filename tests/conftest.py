@@ -123,7 +123,7 @@ def _point_default_endpoint(monkeypatch, url):
     monkeypatch.setattr(hf_api.api, "endpoint", url)
 
 
-# --- tiny_zoo: the tiny model zoo with known lineage (owner: lineage/zoo.py) ------------------
+# --- tiny_zoo: the tiny model zoo with known lineage (owner: lineage/lab/zoo.py) --------------
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +135,14 @@ def tiny_zoo(tmp_path_factory):
     from lineage.lab.zoo import generate_zoo
 
     return generate_zoo(tmp_path_factory.mktemp("tiny-zoo") / "zoo", size="tiny", seed=0).path
+
+
+# --- crawl_zoo: a small Hub-like zoo for the hub and crawl tests (owner: tests/hub_helpers.py) ---
+
+
+@pytest.fixture(scope="session")
+def crawl_zoo(tmp_path_factory):
+    """The crawl zoo, built once per session; tests that change files copy it first."""
+    from tests.hub_helpers import build_zoo
+
+    return build_zoo(tmp_path_factory.mktemp("crawl-zoo"))

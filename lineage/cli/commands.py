@@ -124,11 +124,11 @@ def cmd_compare(args: argparse.Namespace, store: Store | None) -> int:
     """
     from lineage.store import default_db_path
 
-    db = Path(args.db or default_db_path())
-    if store is None and db.is_file():
+    db = Path(args.db or default_db_path())  # the table row opens no store for compare
+    if db.is_file():
         with Store(db) as opened:
             return _compare(args, opened)
-    return _compare(args, store)
+    return _compare(args, None)
 
 
 def _compare(args: argparse.Namespace, store: Store | None) -> int:

@@ -2,8 +2,7 @@
 
 Each takes the parsed arguments and an open Store and returns the exit code (0 done, 1 a
 user-facing error, which `lineage.cli.main` prints as one line). Progress goes to stderr,
-results to stdout. Their arguments are rows of `lineage.cli.table`; `register(subparsers)` adds
-just these two to a parser.
+results to stdout. Their arguments are rows of `lineage.cli.table`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import sys
 
 from lineage.store import Store
 
-__all__ = ["cmd_crawl", "cmd_scan", "register"]
+__all__ = ["cmd_crawl", "cmd_scan"]
 
 
 def _mb(n: int) -> str:
@@ -110,13 +109,3 @@ def cmd_scan(args: argparse.Namespace, store: Store) -> int:
     if not args.json:
         print(f"scanned {n} models", file=sys.stderr)
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `crawl` and `scan` to the `lineage` command's subparsers."""
-    from lineage.cli.spec import add_command
-    from lineage.cli.table import COMMANDS
-
-    for command in COMMANDS:
-        if command.run.startswith(f"{__name__}:"):
-            add_command(subparsers, command)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from lineage.records import LineageGraph
+
+if TYPE_CHECKING:  # networkx loads when a graph is built: `tree --help` reads FORMATS only
+    import networkx as nx
 
 FORMATS = ("json", "graphml", "gexf", "csv", "dot")
 # extra DOT edge attributes by direction: a guessed direction is drawn without an arrowhead
@@ -22,6 +24,8 @@ _DOT_DIRECTION = {"evidence": "", "unknown": ", style=dashed, dir=none"}
 
 def to_networkx(graph: LineageGraph, family: str | None = None) -> nx.DiGraph:
     """A DiGraph with every node (models) and edge (parent -> child) attribute of the contract."""
+    import networkx as nx
+
     doc = graph.to_json(family)
     g = nx.DiGraph()
     for n in doc["nodes"]:
@@ -42,6 +46,8 @@ def _flat(value: object) -> object:
 
 
 def _flat_graph(g: nx.DiGraph) -> nx.DiGraph:
+    import networkx as nx
+
     flat = nx.DiGraph()
     for n, attrs in g.nodes(data=True):
         flat.add_node(n, **{k: _flat(v) for k, v in attrs.items()})
@@ -99,6 +105,8 @@ def export(graph: LineageGraph, fmt: str, out: str | Path, family: str | None = 
             edges, index=False
         )
         return [nodes, edges]
+    import networkx as nx
+
     g = _flat_graph(to_networkx(graph, family))
     (nx.write_graphml if fmt == "graphml" else nx.write_gexf)(g, out)
     return [out]

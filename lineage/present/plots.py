@@ -3,15 +3,15 @@
 One function per figure; each takes an output path `out` and writes `<out>.png` and `<out>.svg`
 (a .png or .svg suffix on `out` is dropped), returning both paths:
 
-- `plot_family_tree(tree, out, family=None)`: generations top-down (lineage/plots_tree.py);
+- `plot_family_tree(tree, out, family=None)`: generations top-down (plots_tree.py);
 - `plot_heatmap(pairs_df, tree, out)`: the overlap matrix, models grouped by family;
 - `plot_downloads_vs_overlap(pairs_df, out)`: the seed's figure, per family, same vs different;
 - `plot_lineage_map(pairs_df, out)`: mean overlap vs its variability across slots, with regions
-  (lineage/plots_map.py);
+  (plots_map.py);
 - `plot_layer_profile(per_slot, out, title)`: one pair's overlap and identity across depth.
 
-`write_all_figures` draws them all into one folder. `pairs_df` is `lineage.present.report_frame.pairs_frame`'s
-output; the tree is the tree JSON. matplotlib is imported inside the functions, never at import.
+`write_all_figures` draws them all into one folder. `pairs_df` is
+`lineage.present.report_frame.pairs_frame`'s output; the tree is the tree JSON. matplotlib is imported inside the functions, never at import.
 docs/report.md says how to read each figure.
 """
 

@@ -3,7 +3,6 @@ through the real huggingface_hub client, on 127.0.0.1 only."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ from fingerprint.signature import Signature, SignatureParams, compute_signature
 from hub.emulator.faults import Faults
 from hub.hubsource import children_filter
 from hub.local import open_local_model
-from lineage.cli.crawl import register
+from lineage.cli.main import build_parser
 from lineage.crawler import crawl, scan
 from lineage.match import SignatureIndex
 from lineage.store import Store
@@ -36,7 +35,6 @@ from tests.hub_helpers import (
     FINETUNES,
     GOOD,
     TOKEN,
-    build_zoo,
     card,
     fast_retry,
     meta,
@@ -45,12 +43,6 @@ from tests.hub_helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def crawl_zoo(tmp_path_factory) -> Path:
-    """The zoo of tests.hub_helpers, read-only; tests that change files copy it first."""
-    return build_zoo(tmp_path_factory.mktemp("crawl-zoo"))
 
 
 def run_crawl(store, server, cache, **kwargs):
@@ -547,15 +539,8 @@ def test_index_from_store(family, tmp_path):
 # ---- CLI ----------------------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lineage")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    return parser
-
-
 def _cli(store: Store, argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args, store)
 
 
@@ -595,7 +580,7 @@ def test_cli_human_output_lists_skips(hub_env, crawl_zoo, tmp_path, monkeypatch,
 
 
 def test_cli_help_and_usage_errors(capsys):
-    parser = _parser()
+    parser = build_parser()
     for command in ("crawl", "scan"):
         with pytest.raises(SystemExit) as info:
             parser.parse_args([command, "--help"])

@@ -1,4 +1,4 @@
-"""Tests of lineage/store.py: schema, migrations, upsert semantics, transactions, crash safety."""
+"""Tests of lineage/store/: schema, migrations, upsert semantics, transactions, crash safety."""
 
 from __future__ import annotations
 
