@@ -38,7 +38,7 @@ class Catalogue:
 
     def freshness(self, record: ModelRecord) -> Freshness:
         """How the stored signature of `record` stands (see `lineage.store.freshness`)."""
-        return freshness(self.store.get_signature(record.id), record.revision, self.tag)
+        return freshness(self.store.signature_stamp(record.id), record.revision, self.tag)
 
     def is_current(self, record: ModelRecord) -> bool:
         """Whether a current signature of `record` is stored."""

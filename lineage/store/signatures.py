@@ -7,13 +7,14 @@ catalogue (`lineage.catalogue`) and `Store.has_current_signature` both ask it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 from lineage.errors import StoreError, UnknownModelError
 from lineage.store.connection import Connection
 from lineage.store.rows import SignatureRow, now, signature_from_row
 
-__all__ = ["Freshness", "SignatureTable", "freshness"]
+__all__ = ["Freshness", "SignatureStamp", "SignatureTable", "freshness"]
 
 
 class Freshness(Enum):
@@ -25,7 +26,17 @@ class Freshness(Enum):
     OTHER_PARAMS = "other_params"  # made with other parameters or an older format
 
 
-def freshness(row: SignatureRow | None, revision: str | None, tag: str) -> Freshness:
+@dataclass(frozen=True, slots=True)
+class SignatureStamp:
+    """What freshness reads of a stored signature: its revision and parameter tag (no blob)."""
+
+    revision: str | None
+    params: str
+
+
+def freshness(
+    row: SignatureRow | SignatureStamp | None, revision: str | None, tag: str
+) -> Freshness:
     """Whether `row` is the current signature of a model at `revision` for parameters `tag`.
 
     The revision is checked first: a signature of weights that are gone is stale whatever its
@@ -95,6 +106,11 @@ class SignatureTable(Connection):
         rows = self._read("SELECT * FROM signatures WHERE model_id = ?", (model_id,))
         return signature_from_row(rows[0]) if rows else None
 
+    def signature_stamp(self, model_id: str) -> SignatureStamp | None:
+        """Revision and parameter tag of the stored signature of `model_id` (the blob unread)."""
+        rows = self._read("SELECT revision, params FROM signatures WHERE model_id = ?", (model_id,))
+        return SignatureStamp(rows[0]["revision"], rows[0]["params"]) if rows else None
+
     def has_current_signature(
         self, model_id: str, revision: str | None, *, params: str | None = None
     ) -> bool:
@@ -103,7 +119,7 @@ class SignatureTable(Connection):
         Without `params` any parameters do; `lineage.catalogue.Catalogue.is_current` always
         checks them.
         """
-        state = freshness(self.get_signature(model_id), revision, params or "")
+        state = freshness(self.signature_stamp(model_id), revision, params or "")
         return state is Freshness.CURRENT or (params is None and state is Freshness.OTHER_PARAMS)
 
     def signatures(self, *, arch: str | None = None) -> list[SignatureRow]:
