@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 from fingerprint.comparison import PairResult
 from hub.records import ModelRecord
-from lineage.allpairs import declared_pairs, significant_pairs
-from lineage.anomalies import find_anomalies
+from lineage.allpairs import significant_pairs
 from lineage.catalogue import load_inputs
 from lineage.errors import LineageError
-from lineage.graph import GraphParams, detail_top, recover, with_anomalies
+from lineage.graph import GraphParams, detail_top, recover_with_anomalies
 from lineage.paircache import cached_pairs, pair_result
 from lineage.records import Anomaly, Edge, LineageGraph, Node
 from lineage.store import Store
@@ -26,8 +25,8 @@ def build_lineage(
     """Recover the lineage of everything the store holds a current signature for.
 
     The one orchestrator: significant pairs, their per-slot comparisons from the store's cache
-    (computing and storing what is missing), the graph steps, the declared bases compared (not
-    stored: they are not candidates), the anomaly rules.
+    (computing and storing what is missing), then `graph.recover_with_anomalies` (the graph
+    steps, the declared bases compared without storing them, the anomaly rules).
 
     Args:
         store: the database.
@@ -50,9 +49,7 @@ def build_lineage(
     stats = significant_pairs(sigs, alpha=params.alpha, device=device)
     counter = {"compared": 0}
     pairs = cached_pairs(store, records, sigs, stats, counter, top=detail_top(stats, params))
-    graph = recover(records, sigs, stats, pairs, params=params)
-    declared = declared_pairs(records, sigs, pairs)
-    graph = with_anomalies(graph, find_anomalies(graph, records, pairs, declared))
+    graph = recover_with_anomalies(records, sigs, stats, pairs, params=params)
     graph.params["pairs_compared"] = counter["compared"]
     return graph
 

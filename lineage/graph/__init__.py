@@ -25,7 +25,7 @@ from lineage.graph.families import families
 from lineage.graph.merges import second_parents
 from lineage.graph.orient import EVIDENCE, Evidence, direction_of, edge_directions, orientation
 from lineage.graph.params import Confidence, GraphParams, detail_top
-from lineage.graph.recover import build_graph, recover
+from lineage.graph.recover import build_graph, recover, recover_with_anomalies
 from lineage.graph.relations import RELATION_RULES, edge_relations, relation_of
 from lineage.graph.traits import coarser, drift, is_coarse, upload_order
 
@@ -52,6 +52,7 @@ __all__ = [
     "orientation",
     "parent_score",
     "recover",
+    "recover_with_anomalies",
     "relation_of",
     "second_parents",
     "upload_order",

@@ -81,6 +81,20 @@ def build_graph(
     params = params or GraphParams()
     stats = significant_pairs(sigs, alpha=params.alpha, device=device)
     pairs = detailed_pairs(sigs, stats, top=detail_top(stats, params))
+    return recover_with_anomalies(records, sigs, stats, pairs, params=params)
+
+
+def recover_with_anomalies(
+    records: Mapping[str, ModelRecord],
+    sigs: Mapping[str, Signature],
+    stats: PairStats,
+    pairs: Sequence[PairResult],
+    *,
+    params: GraphParams,
+) -> LineageGraph:
+    """`recover`, then the anomaly rules, with the declared bases' pairs the detailed ones lack
+    compared once (not stored: they are not candidates). What follows the comparisons, for
+    `build_graph` and for `lineage.build.build_lineage` alike."""
     graph = recover(records, sigs, stats, pairs, params=params)
     declared = declared_pairs(records, sigs, pairs)
     return with_anomalies(graph, find_anomalies(graph, records, pairs, declared))
