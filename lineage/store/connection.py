@@ -153,6 +153,12 @@ class Connection:
                     conn.execute("ROLLBACK")
                 raise StoreError(self._busy_message(e)) from e
 
+    @staticmethod
+    def _delete_pairs(conn: sqlite3.Connection, model_id: str) -> int:
+        """Delete every pair result of `model_id` (inside the caller's transaction): they were
+        computed from a signature or revision that is gone."""
+        return conn.execute("DELETE FROM pairs WHERE a = ? OR b = ?", (model_id, model_id)).rowcount
+
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:

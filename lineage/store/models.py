@@ -42,7 +42,7 @@ class ModelTable(Connection):
             if old["revision"] == rec.revision:
                 return "unchanged"
             conn.execute("DELETE FROM signatures WHERE model_id = ?", (rec.id,))
-            conn.execute("DELETE FROM pairs WHERE a = ? OR b = ?", (rec.id, rec.id))
+            self._delete_pairs(conn, rec.id)
             return "changed"
 
     def get_model(self, model_id: str) -> ModelRecord | None:

@@ -69,7 +69,3 @@ class PairTable(Connection):
         """Delete every pair result involving `model_id`. Returns how many were deleted."""
         with self.transaction():
             return self._delete_pairs(self._connection(), model_id)
-
-    @staticmethod
-    def _delete_pairs(conn: sqlite3.Connection, model_id: str) -> int:
-        return conn.execute("DELETE FROM pairs WHERE a = ? OR b = ?", (model_id, model_id)).rowcount

@@ -99,7 +99,7 @@ class SignatureTable(Connection):
                 (model_id, revision, arch, params, n_slots, bytes_read, bytes(blob), now()),
             )
             if old is not None and (old["params"], bytes(old["blob"])) != (params, bytes(blob)):
-                conn.execute("DELETE FROM pairs WHERE a = ? OR b = ?", (model_id, model_id))
+                self._delete_pairs(conn, model_id)
 
     def get_signature(self, model_id: str) -> SignatureRow | None:
         """The stored signature of `model_id`, or None."""
