@@ -24,7 +24,7 @@ def assemble(
     by_pair: Mapping[frozenset[str], PairResult],
     stats: PairStats,
     params: GraphParams,
-    directions: Mapping[tuple[str, str], tuple[str, tuple[str, ...]]] | None = None,
+    directions: Mapping[tuple[str, str], tuple[str, tuple[str, ...]]],
 ) -> LineageGraph:
     """The lineage graph of the steps' results, without anomalies.
 
@@ -38,10 +38,9 @@ def assemble(
         by_pair: per-slot comparisons by unordered pair (every edge's pair is here).
         stats: the significant pairs (for the graph's params).
         params: confidence buckets and the identical-slot threshold.
-        directions: (parent, child) -> how its direction was decided (`orient.edge_directions`);
-            an edge missing here is "unknown".
+        directions: (parent, child) -> how its direction was decided, for every edge
+            (`orient.edge_directions`).
     """
-    directions = directions or {}
     edges: list[Edge] = []
     nodes: list[Node] = []
     for v in sorted(ids):
@@ -50,7 +49,7 @@ def assemble(
         ps = parents_of(v, parent, second)
         for u in ps:
             pr = by_pair[frozenset((u, v))]
-            direction, direction_by = directions.get((u, v), ("unknown", ()))
+            direction, direction_by = directions[u, v]
             edges.append(
                 Edge(
                     parent=u,
