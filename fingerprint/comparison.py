@@ -9,6 +9,12 @@ exchangeable, and structured tensors break that (position embeddings, trained ro
 projections put their extremes in the same places whatever the init). One such slot alone can
 carry the total below alpha, so the evidence must also hold without the `SPREAD_DROP` most
 significant slots, and the mean overlap must be above chance (docs/design.md, "Significance").
+Where a model has numbered blocks, they must carry it: two models that share only tensors
+outside the blocks (word embeddings from one teacher, everything else trained apart) are
+"cousin"s, related through a common source and neither derived from the other.
+
+Layers meet by content where the two models number them differently (pruned or up-scaled
+depth: `fingerprint.alignment`).
 """
 
 from __future__ import annotations
@@ -20,16 +26,18 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fingerprint import significance
+from fingerprint.alignment import match_slots, split_key
 from fingerprint.errors import IncompatibleSignaturesError
 from fingerprint.records import Signature, SlotSignature
 
-VERDICTS = ("identical", "derived", "unrelated", "incomparable")
+VERDICTS = ("identical", "derived", "cousin", "unrelated", "incomparable")
 DEFAULT_ALPHA = 1e-4
 # The rules that turn two signatures into a PairResult. Bump it with any change that can alter a
 # stored comparison (a verdict, a warning, a number): cached pairs made under another version
 # are recomputed (lineage.paircache). 2: "identical" needs equal shapes; "derived" must hold
-# without the most significant slots.
-COMPARE_VERSION = 2
+# without the most significant slots. 3: layers matched by content; "cousin"; the blocks
+# must carry "derived" when there are blocks.
+COMPARE_VERSION = 3
 # Fewer comparable slots than this and the result says so.
 FEW_SLOTS = 4
 # The interval of the mean overlap: resamples of the slots, and the percentiles kept.
@@ -39,8 +47,13 @@ BOOTSTRAP_PERCENTILES = (2.5, 97.5)
 # kept): unrelated same-config pairs reach p < 1e-4 on one or two structured slots (a GPT-2's
 # position embedding; a Llama's layer-0 q_proj and k_proj), a real relation is in every slot.
 SPREAD_DROP = 3
+# A slot outside the blocks "shares a part" at this overlap: far above what the structured
+# tensors of unrelated models reach (0.057 for a GPT-2 position embedding, 0.074 for a trained
+# layer-0 q_proj under RoPE, issue 14), far below a copied or fine-tuned tensor's.
+PART_OVERLAP = 0.25
 # A left-out slot whose own tail is below this is named in the warnings as structured.
 STRUCTURED_TAIL = 1e-3
+STRUCTURED_NAMED = 5  # at most this many of them
 # What rows appended to a tensor extend, by its name (first match); other tensors "reshaped".
 # `shared.weight` as in the plan's roles (T5's embedding), not MoE `shared_experts`.
 _ROWS_OF = (
@@ -93,6 +106,8 @@ class PairResult:
     verdict: str
     per_slot: tuple[SlotComparison, ...]
     warnings: tuple[str, ...] = ()
+    # (layer of A, layer of B) when layers were matched by content (`fingerprint.alignment`)
+    layer_map: tuple[tuple[int, int], ...] = ()
 
     def interval(self) -> tuple[float | None, float | None]:
         """`overlap_interval` of this pair's slots: (low, high), or (None, None) with few slots."""
@@ -102,6 +117,7 @@ class PairResult:
         d = asdict(self)
         d["per_slot"] = [asdict(s) for s in self.per_slot]
         d["warnings"] = list(self.warnings)
+        d["layer_map"] = [list(m) for m in self.layer_map]
         return d
 
     @staticmethod
@@ -110,6 +126,7 @@ class PairResult:
         fields = {**d}
         fields["per_slot"] = tuple(SlotComparison(**s) for s in d["per_slot"])
         fields["warnings"] = tuple(d.get("warnings", ()))
+        fields["layer_map"] = tuple((int(i), int(j)) for i, j in d.get("layer_map", ()))
         return PairResult(**fields)
 
 
@@ -178,6 +195,22 @@ def shape_changes(a: Signature, b: Signature) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _layer_line(layer_map: tuple[tuple[int, int], ...]) -> tuple[str, ...]:
+    if not layer_map:
+        return ()
+    return ("layers matched by content (A -> B): " + ", ".join(f"{i}->{j}" for i, j in layer_map),)
+
+
+def structure_changes(a: Signature, b: Signature, pair: PairResult) -> tuple[str, ...]:
+    """What differs in structure from A to B, whichever way round `pair` was compared: the
+    notes of an edge A -> B ("vocabulary extended", slots on one side only, layers matched by
+    content), one line each."""
+    layer_map = pair.layer_map
+    if pair.a != a.model_id:
+        layer_map = tuple(sorted((j, i) for i, j in layer_map))
+    return (*shape_changes(a, b), *_layer_line(layer_map))
+
+
 def compare(a: Signature, b: Signature, *, alpha: float = DEFAULT_ALPHA) -> PairResult:
     """Compare two signatures made with the same parameters.
 
@@ -190,13 +223,8 @@ def compare(a: Signature, b: Signature, *, alpha: float = DEFAULT_ALPHA) -> Pair
     """
     check_compatible(a, b)
     p = a.params
-    by_key = {s.key: s for s in b.slots}
-    per_slot = tuple(
-        compare_slot(sa, by_key[sa.key], p.k, p.identity_k)
-        for sa in a.slots
-        # a window no larger than k says nothing: every position is in bottom-k
-        if sa.key in by_key and sa.positions.size < sa.n
-    )
+    matched = match_slots(a, b)
+    per_slot = tuple(compare_slot(sa, sb, p.k, p.identity_k) for sa, sb in matched.pairs)
     return summarize(
         a.model_id,
         b.model_id,
@@ -205,6 +233,7 @@ def compare(a: Signature, b: Signature, *, alpha: float = DEFAULT_ALPHA) -> Pair
         len(b.slots),
         alpha=alpha,
         shapes=shape_changes(a, b),
+        layer_map=matched.layer_map,
     )
 
 
@@ -217,6 +246,7 @@ def summarize(
     *,
     alpha: float = DEFAULT_ALPHA,
     shapes: tuple[str, ...] = (),
+    layer_map: tuple[tuple[int, int], ...] = (),
 ) -> PairResult:
     """Pair-level numbers and the verdict from per-slot comparisons.
 
@@ -226,8 +256,9 @@ def summarize(
         slots_a, slots_b: each side's slot count.
         alpha: significance level for "derived".
         shapes: `shape_changes` of the pair; any rules out "identical" and becomes a warning.
+        layer_map: (layer of A, layer of B) matched by content, when not by number.
     """
-    warnings = list(shapes)
+    warnings = [*shapes, *_layer_line(layer_map)]
     if not per_slot:
         return PairResult(
             a,
@@ -254,9 +285,8 @@ def summarize(
     if all(s.same_bytes for s in per_slot) and not shapes:
         verdict = "identical"
     elif p_value <= alpha:
-        held_back = _held_back(per_slot, float(ov.mean()), p_value, alpha)
-        verdict = "unrelated" if held_back else "derived"
-        warnings.extend(held_back)
+        verdict, why = _beyond_chance(per_slot, float(ov.mean()), p_value, alpha)
+        warnings.extend(why)
     else:
         verdict = "unrelated"
     return PairResult(
@@ -275,6 +305,7 @@ def summarize(
         verdict=verdict,
         per_slot=per_slot,
         warnings=tuple(warnings),
+        layer_map=layer_map,
     )
 
 
@@ -328,29 +359,58 @@ def chance_overlap(per_slot: tuple[SlotComparison, ...]) -> float:
     return float(np.mean([s.k / s.n for s in per_slot]))
 
 
-def _held_back(
+def _beyond_chance(
     per_slot: tuple[SlotComparison, ...], overlap: float, p_value: float, alpha: float
-) -> list[str]:
-    """Why a pair with p <= alpha is still not "derived", one line each (empty: it is).
+) -> tuple[str, list[str]]:
+    """The verdict of a pair with p <= alpha, and why it is not "derived" when it is not.
 
-    `overlap` is the pair's mean overlap over `per_slot`.
+    `overlap` is the pair's mean overlap over `per_slot`. The rows, in order: at or below chance
+    overlap is no relation; when the pair has blocks to tell, the blocks must carry the relation
+    without their most significant slots, else what is shared outside them (embeddings, head)
+    makes cousins, or nothing; without blocks, all slots must carry it.
     """
     chance = chance_overlap(per_slot)
     if overlap <= chance:
-        return [
+        return "unrelated", [
             f"not derived: p = {p_value:.2g}, but the mean overlap {overlap:.4f} is at or below "
             f"chance ({chance:.4f})"
         ]
+    blocks = tuple(s for s in per_slot if split_key(s.key) is not None)
+    if len(blocks) >= FEW_SLOTS:
+        p_blocks, left_out = spread_tail(blocks)
+        if p_blocks <= alpha:
+            return "derived", []
+        parts = shared_parts(per_slot)
+        if parts:
+            return "cousin", [
+                "cousin: shares "
+                + ", ".join(f"{s.tensor} ({s.overlap:.2f})" for s in parts)
+                + f" but none of its {len(blocks)} block slots: a common source of those "
+                "tensors, neither model derived from the other"
+            ]
+        return "unrelated", _few_slots(per_slot, p_value, p_blocks, len(left_out), "block ")
     p_rest, left_out = spread_tail(per_slot)
     if p_rest <= alpha:
-        return []
+        return "derived", []
+    return "unrelated", _few_slots(per_slot, p_value, p_rest, len(left_out), "")
+
+
+def shared_parts(per_slot: tuple[SlotComparison, ...]) -> tuple[SlotComparison, ...]:
+    """The slots outside numbered blocks that share a part (overlap >= `PART_OVERLAP`)."""
+    return tuple(s for s in per_slot if split_key(s.key) is None and s.overlap >= PART_OVERLAP)
+
+
+def _few_slots(
+    per_slot: tuple[SlotComparison, ...], p_value: float, p_rest: float, dropped: int, what: str
+) -> list[str]:
+    """Why a significant total is not "derived", naming the slots that carry it."""
+    carriers = sorted((s for s in per_slot if s.p_value < STRUCTURED_TAIL), key=lambda s: s.p_value)
     return [
-        f"not derived: p = {p_value:.2g} rests on a few slots; without the {len(left_out)} most "
-        f"significant p = {p_rest:.2g}",
+        f"not derived: p = {p_value:.2g} rests on a few slots; without the {dropped} most "
+        f"significant {what}slots p = {p_rest:.2g}",
         *(
             f"{s.tensor}: structured, shared {s.shared} of {s.k} where "
             f"{s.k * s.k / s.n:.0f} expected"
-            for s in left_out
-            if s.p_value < STRUCTURED_TAIL
+            for s in carriers[:STRUCTURED_NAMED]
         ),
     ]

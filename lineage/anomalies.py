@@ -162,6 +162,9 @@ def _undeclared_merge(s: Subject) -> list[Finding]:
 def _declared_base_mismatch(s: Subject) -> list[Finding]:
     if not s.known or set(s.known) == s.parents or _merge_leaves_out(s):
         return []
+    if s.parents <= set(s.known) and all(d in s.parents or _cousin(s.pair(d)) for d in s.known):
+        # a student that declares the teacher whose embeddings it took: partial, not false
+        return []
     evid = [f"declares {d} ({_fmt(s.pair(d))})" for d in s.known]
     if s.parents:
         evid.append(
@@ -173,13 +176,17 @@ def _declared_base_mismatch(s: Subject) -> list[Finding]:
     return [Finding(score, "; ".join(evid), tuple(sorted(s.parents)) + s.known)]
 
 
+def _cousin(p: PairResult | None) -> bool:
+    return p is not None and p.verdict == "cousin"
+
+
 def _mislabeled(s: Subject) -> list[Finding]:
     if s.record.downloads <= MANY_DOWNLOADS:
         return []
     out = []
     for d in s.known:
         p = s.pair(d)
-        if p is not None and p.overlap < MISLABEL_OVERLAP and d not in s.parents:
+        if p is not None and p.overlap < MISLABEL_OVERLAP and d not in s.parents and not _cousin(p):
             evidence = (
                 f"{s.record.downloads} downloads but overlap {p.overlap:.3f} with its "
                 f"declared base {d}: the card is likely wrong"

@@ -82,6 +82,10 @@ class Audit:
                     "p_value": p.p_value,
                     "verdict": p.verdict,
                     "shared_layers": [s.tensor for s in p.per_slot if s.identity >= 0.9],
+                    # [layer of this model, layer of the other] where layers met by content
+                    "layer_map": [
+                        [i, j] if p.a == self.model.id else [j, i] for i, j in p.layer_map
+                    ],
                     "per_slot": [
                         {"tensor": s.tensor, "overlap": s.overlap, "identity": s.identity}
                         for s in p.per_slot
@@ -105,6 +109,6 @@ def audit(store: Store, model_id: str, *, top: int = 5, device: str = "auto") ->
         node=node,
         parent_edges=tuple(e for e in graph.edges if e.child == model_id),
         children=tuple(sorted(e.child for e in graph.edges if e.parent == model_id)),
-        closest=tuple(p for p in pairs if p.verdict in ("derived", "identical"))[:top],
+        closest=tuple(p for p in pairs if p.verdict in ("derived", "identical", "cousin"))[:top],
         anomalies=tuple(a for a in graph.anomalies if a.model == model_id),
     )

@@ -38,7 +38,10 @@ DETAIL_FIELDS = (
     "slots_b",
     "per_slot",
     "warnings",
+    "layer_map",
 )
+# ... of which a row must hold these to stand for a comparison (the others have defaults)
+_REQUIRED = DETAIL_FIELDS[:6]
 
 
 def pair_row(p: PairResult, records: Mapping[str, ModelRecord]) -> PairRow:
@@ -50,6 +53,7 @@ def pair_row(p: PairResult, records: Mapping[str, ModelRecord]) -> PairRow:
     if a > b:  # the store keeps a < b: the slot counts follow their models
         a, b = b, a
         detail["slots_a"], detail["slots_b"] = p.slots_b, p.slots_a
+        detail["layer_map"] = sorted([j, i] for i, j in p.layer_map)
     return PairRow(
         a=a,
         b=b,
@@ -67,7 +71,7 @@ def pair_row(p: PairResult, records: Mapping[str, ModelRecord]) -> PairRow:
 
 def has_detail(row: PairRow | None) -> bool:
     """Whether `row` holds a full comparison (not only the overlap of a background pair)."""
-    return row is not None and all(k in row.detail for k in DETAIL_FIELDS[:-1])
+    return row is not None and all(k in row.detail for k in _REQUIRED)
 
 
 def is_current(row: PairRow | None, records: Mapping[str, ModelRecord]) -> bool:

@@ -31,6 +31,26 @@ class Edge:
     identical_slots: int = 0
     direction: str = "unknown"
     direction_by: tuple[str, ...] = ()
+    # what differs in structure between the two (the pair's `changes`): "vocabulary extended",
+    # layers dropped or matched by content
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cousin:
+    """Two models that share tensors outside their blocks (embeddings, head) and nothing
+    inside them: related through a common source the store may not hold, neither derived from
+    the other. An undirected link; `a` < `b`.
+    """
+
+    a: str
+    b: str
+    overlap: float
+    p_value: float
+    shared: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"shared": list(self.shared)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +94,7 @@ class LineageGraph:
     edges: tuple[Edge, ...]
     anomalies: tuple[Anomaly, ...]
     params: dict = field(default_factory=dict, hash=False)
+    cousins: tuple[Cousin, ...] = ()
 
     def to_json(self, family: str | None = None) -> dict:
         """The `tree --format json` contract (DESIGN.md), optionally one family only."""
@@ -87,11 +108,17 @@ class LineageGraph:
             d["anomalies"] = list(n.anomalies)
             out_nodes.append(d)
         edges = [
-            asdict(e) | {"direction_by": list(e.direction_by)}
+            asdict(e) | {"direction_by": list(e.direction_by), "notes": list(e.notes)}
             for e in self.edges
             if e.child in keep
         ]
-        return {"nodes": out_nodes, "edges": edges, "params": dict(self.params)}
+        cousins = [c.to_dict() for c in self.cousins if c.a in keep or c.b in keep]
+        return {
+            "nodes": out_nodes,
+            "edges": edges,
+            "cousins": cousins,
+            "params": dict(self.params),
+        }
 
     def families(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -236,9 +236,18 @@ def cmd_audit(args: argparse.Namespace, store: Store) -> int:
     print("  closest models")
     for c in doc["closest"]:
         p = f"{c['p_value']:.2g}" if c["p_value"] > 0 else "<1e-300"
-        print(f"    {c['model']:<44} overlap {c['overlap']:.3f} identity {c['identity']:.2f} p {p}")
+        print(
+            f"    {c['model']:<44} {c['verdict']:<9} overlap {c['overlap']:.3f} "
+            f"identity {c['identity']:.2f} p {p}"
+        )
+        if c["layer_map"]:
+            pairs = ", ".join(f"{i}->{j}" for i, j in sorted(c["layer_map"]))
+            print(f"      layer map (this -> other): {pairs}")
         if c["shared_layers"]:
             print(f"      identical layers: {len(c['shared_layers'])} of {len(c['per_slot'])}")
+    for e in doc["parent_edges"]:
+        for note in e["notes"]:
+            print(f"  from {e['parent']}: {note}")
     for a in doc["anomalies"]:
         print(f"  anomaly [{a['severity']}] {a['kind']}: {a['evidence']}")
     if "plot" in doc:

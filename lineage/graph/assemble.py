@@ -6,16 +6,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
-from fingerprint.comparison import PairResult
+from fingerprint.comparison import PairResult, shared_parts, structure_changes
+from fingerprint.signature import Signature
 from hub.records import ModelRecord
 from lineage.allpairs import PairStats
 from lineage.graph.params import GraphParams
 from lineage.graph.relations import parents_of
-from lineage.records import Anomaly, Edge, LineageGraph, Node
+from lineage.records import Anomaly, Cousin, Edge, LineageGraph, Node
 
 
 def assemble(
-    ids: Iterable[str],
+    sigs: Mapping[str, Signature],
     records: Mapping[str, ModelRecord],
     parent: Mapping[str, str],
     second: Mapping[str, str],
@@ -29,7 +30,7 @@ def assemble(
     """The lineage graph of the steps' results, without anomalies.
 
     Args:
-        ids: every model in the graph (nodes come out sorted by id).
+        sigs: every model in the graph, with its signature (nodes come out sorted by id).
         records: model id -> metadata.
         parent: child -> main parent.
         second: child -> second parent (merges).
@@ -43,7 +44,7 @@ def assemble(
     """
     edges: list[Edge] = []
     nodes: list[Node] = []
-    for v in sorted(ids):
+    for v in sorted(sigs):
         rec = records[v]
         conf = params.confidence(rec.downloads or 0)
         ps = parents_of(v, parent, second)
@@ -65,6 +66,7 @@ def assemble(
                     identical_slots=sum(s.identity >= params.identical_slot for s in pr.per_slot),
                     direction=direction,
                     direction_by=direction_by,
+                    notes=structure_changes(sigs[u], sigs[v], pr),
                 )
             )
         nodes.append(
@@ -91,7 +93,28 @@ def assemble(
             "significant_pairs": int(stats.i.size),
             "mode": stats.mode,
         },
+        cousins=cousins(by_pair.values()),
     )
+
+
+def cousins(pairs: Iterable[PairResult]) -> tuple[Cousin, ...]:
+    """The pairs whose verdict is "cousin", as undirected links sorted by their ends."""
+    out = []
+    for p in pairs:
+        if p.verdict != "cousin":
+            continue
+        a, b = sorted((p.a, p.b))
+        parts = shared_parts(p.per_slot)
+        out.append(
+            Cousin(
+                a=a,
+                b=b,
+                overlap=float(sum(s.overlap for s in parts) / len(parts)) if parts else 0.0,
+                p_value=p.p_value,
+                shared=tuple(s.tensor for s in parts),
+            )
+        )
+    return tuple(sorted(out, key=lambda c: (c.a, c.b)))
 
 
 def with_anomalies(graph: LineageGraph, anomalies: Sequence[Anomaly]) -> LineageGraph:
@@ -106,5 +129,9 @@ def with_anomalies(graph: LineageGraph, anomalies: Sequence[Anomaly]) -> Lineage
         dataclasses.replace(n, anomalies=tuple(flagged.get(n.id, ()))) for n in graph.nodes
     )
     return LineageGraph(
-        nodes=nodes, edges=graph.edges, anomalies=tuple(anomalies), params=graph.params
+        nodes=nodes,
+        edges=graph.edges,
+        anomalies=tuple(anomalies),
+        params=graph.params,
+        cousins=graph.cousins,
     )

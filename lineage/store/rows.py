@@ -61,7 +61,7 @@ class PairRow:
         p_value: model-level p-value under independence.
         log10_p: log10 of it, kept because p underflows to 0 for real relatives.
         slots_compared: how many slots both signatures share.
-        verdict: identical / derived / unrelated / incomparable.
+        verdict: identical / derived / cousin / unrelated / incomparable.
         detail: anything else, stored as JSON. For a detailed comparison
             (`lineage.paircache.pair_row`) it is the rest of the `PairResult`, each value
             once: overlap_std/median/min, slots_a/b, per_slot, warnings.

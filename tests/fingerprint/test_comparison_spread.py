@@ -155,3 +155,17 @@ def test_old_pair_result_dicts_still_load():
     r = PairResult.from_dict(old)
     assert (r.verdict, r.warnings, r.per_slot[0].shared) == ("derived", (), 256)
     assert PairResult.from_dict(r.to_dict()) == r
+
+
+def test_a_part_shared_outside_the_blocks_makes_cousins_not_derived():
+    # the embedding window is copied (400 of 512 shared), every block at chance: a common source
+    a, b = _pair({"transformer.wpe.weight": 400}, seed=4)
+    r = compare(a, b)
+    assert r.p_value < 1e-100
+    assert r.verdict == "cousin"
+    assert "shares transformer.wpe.weight (0.78)" in r.warnings[0]
+
+
+def test_blocks_that_carry_the_relation_keep_derived_whatever_is_shared_outside():
+    a, b = _pair(dict.fromkeys(NAMES, 120), seed=5)
+    assert compare(a, b).verdict == "derived"

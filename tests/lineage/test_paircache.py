@@ -85,6 +85,17 @@ def test_a_pair_given_b_first_keeps_its_slot_counts_with_their_models(result: Pa
     assert (row.a, row.detail["slots_a"], row.detail["slots_b"]) == ("org/a", 9, 7)
 
 
+def test_a_pair_given_b_first_keeps_its_layer_map_read_from_a():
+    # org/b (3 layers) compared with org/a (6): b's layer 1 is a's layer 2
+    pruned = PairResult(
+        "org/b", "org/a", 0.9, 0.9, 0.9, 0.0, 0.0, 0.0, -300.0, 0, 3, 6, "derived", (),
+        layer_map=((0, 0), (1, 2), (2, 4)),
+    )  # fmt: skip
+    row = pair_row(pruned, RECORDS)
+    assert (row.a, row.detail["layer_map"]) == ("org/a", [[0, 0], [2, 1], [4, 2]])
+    assert pair_result(row).layer_map == ((0, 0), (2, 1), (4, 2))
+
+
 def test_rows_without_detail_hold_no_result():
     background = PairRow("org/a", "org/c", "r", "r", 0.01, None, 0.5, -0.3, 0, "unrelated", {})
     assert pair_result(background) is None and pair_result(None) is None
