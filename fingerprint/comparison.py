@@ -56,8 +56,9 @@ STRUCTURED_TAIL = 1e-3
 STRUCTURED_NAMED = 5  # at most this many of them
 # What rows appended to a tensor extend, by its name (first match); other tensors "reshaped".
 # `shared.weight` as in the plan's roles (T5's embedding), not MoE `shared_experts`.
+_POSITIONS = re.compile(r"position|wpe")
 _ROWS_OF = (
-    (re.compile(r"position|wpe"), "positions"),
+    (_POSITIONS, "positions"),
     (re.compile(r"embed|wte|lm_head|shared\.weight|(?:^|\.)output\.weight$"), "vocabulary"),
 )
 
@@ -396,8 +397,18 @@ def _beyond_chance(
 
 
 def shared_parts(per_slot: tuple[SlotComparison, ...]) -> tuple[SlotComparison, ...]:
-    """The slots outside numbered blocks that share a part (overlap >= `PART_OVERLAP`)."""
-    return tuple(s for s in per_slot if split_key(s.key) is None and s.overlap >= PART_OVERLAP)
+    """The slots outside numbered blocks that share a part (overlap >= `PART_OVERLAP`).
+
+    Position embeddings never count: fixed tables (sinusoidal, stored as weights) are the same
+    in unrelated models, and learned ones are structured alike.
+    """
+    return tuple(
+        s
+        for s in per_slot
+        if split_key(s.key) is None
+        and s.overlap >= PART_OVERLAP
+        and not _POSITIONS.search(s.tensor)
+    )
 
 
 def _few_slots(

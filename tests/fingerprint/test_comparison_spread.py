@@ -36,12 +36,14 @@ def _slot(name: str, positions: np.ndarray, seed: int) -> SlotSignature:
     )
 
 
-def _pair(shared: dict[str, int], seed: int = 0) -> tuple[Signature, Signature]:
+def _pair(
+    shared: dict[str, int], seed: int = 0, names: tuple[str, ...] = NAMES
+) -> tuple[Signature, Signature]:
     """Two signatures over NAMES; B shares exactly `shared[name]` of A's positions in that slot
     and is independent of A elsewhere."""
     rng = np.random.default_rng(seed)
     slots_a, slots_b = [], []
-    for i, name in enumerate(NAMES):
+    for i, name in enumerate(names):
         pa = rng.choice(N, K, replace=False)
         if name in shared:
             outside = rng.permutation(np.setdiff1d(np.arange(N), pa))[: K - shared[name]]
@@ -158,12 +160,20 @@ def test_old_pair_result_dicts_still_load():
 
 
 def test_a_part_shared_outside_the_blocks_makes_cousins_not_derived():
-    # the embedding window is copied (400 of 512 shared), every block at chance: a common source
-    a, b = _pair({"transformer.wpe.weight": 400}, seed=4)
+    # the token embedding is copied (400 of 512 shared), every block at chance: a common source
+    names = ("transformer.wte.weight", *NAMES[1:])
+    a, b = _pair({"transformer.wte.weight": 400}, seed=4, names=names)
     r = compare(a, b)
     assert r.p_value < 1e-100
     assert r.verdict == "cousin"
-    assert "shares transformer.wpe.weight (0.78)" in r.warnings[0]
+    assert "shares transformer.wte.weight (0.78)" in r.warnings[0]
+
+
+def test_a_shared_position_table_alone_is_no_relation():
+    # fixed (sinusoidal) position tables are the same in unrelated models
+    a, b = _pair({"transformer.wpe.weight": 512}, seed=6)
+    r = compare(a, b)
+    assert r.verdict == "unrelated"
 
 
 def test_blocks_that_carry_the_relation_keep_derived_whatever_is_shared_outside():
