@@ -105,3 +105,38 @@ def test_a_bert_large_task_save_keeps_its_parents_slots(minilm):
     assert len(a) == len(b) == p.max_slots
     shared = {s.key for s in a} & {s.key for s in b}
     assert len(shared) == p.max_slots  # the picks are spread over the layers alone
+
+
+def test_a_sentence_transformers_folder_layout_is_the_same_model(minilm, signatures, tmp_path):
+    # the older sentence-transformers layout: the Transformer module in `0_Transformer/`,
+    # pooling config in `1_Pooling/`, `modules.json` at the root and no weights there
+    import shutil
+
+    root = tmp_path / "sentence-transformers" / "all-MiniLM-L6-v2"
+    shutil.copytree(minilm.parent, root / "0_Transformer")
+    (root / "1_Pooling").mkdir()
+    (root / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    (root / "modules.json").write_text(
+        '[{"idx": 0, "name": "0", "path": "0_Transformer", '
+        '"type": "sentence_transformers.models.Transformer"}]'
+    )
+    sig = compute_signature(open_local_model(root), device="cpu")
+    assert sig.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    assert compare(signatures["parent"], sig).verdict == "identical"
+
+
+def test_two_real_folders_claiming_one_id_are_refused_never_overwritten(minilm, tmp_path, capsys):
+    import json
+    import shutil
+
+    from lineage.cli.main import main
+
+    shutil.copytree(minilm.parent, tmp_path / "x" / "sentence-transformers" / "all-MiniLM-L6-v2")
+    shutil.copytree(minilm.fine_tune, tmp_path / "y" / "sentence-transformers" / "all-MiniLM-L6-v2")
+    shutil.copytree(minilm.parent, tmp_path / "mirror" / "all-MiniLM-L6-v2")
+    db = str(tmp_path / "l.db")
+    code = main(["--db", db, "add", *(str(tmp_path / d) for d in ("x", "y", "mirror")), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert out["new"] == ["mirror/all-MiniLM-L6-v2"]
+    assert [f["model"] for f in out["failed"]] == ["sentence-transformers/all-MiniLM-L6-v2"]
