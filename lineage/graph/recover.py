@@ -23,6 +23,7 @@ from lineage.allpairs import (
 from lineage.anomalies import find_anomalies
 from lineage.graph.assemble import assemble, with_anomalies
 from lineage.graph.branch import branching, candidates
+from lineage.graph.clade import lift
 from lineage.graph.families import families
 from lineage.graph.merges import second_parents
 from lineage.graph.orient import edge_directions
@@ -54,7 +55,8 @@ def recover(
     """
     index = index_pairs(pairs)
     cand = candidates(records, sigs, pairs, params)
-    parent, second = second_parents(branching(cand), cand, index, stats.overlaps(), records, params)
+    main = lift(branching(cand), index, records)
+    parent, second = second_parents(main, cand, index, stats.overlaps(), records, params)
     relations = edge_relations(parent, second, index, records, sigs, params)
     family = families(sigs, parent, second, records)
     directions = edge_directions(relations, records, sigs, params)

@@ -127,3 +127,26 @@ def test_copies_stand_behind_their_earliest_upload_or_the_copy_a_card_names():
     assert copies.may_parent("x", "a")
     dated = {**records, "a": ModelRecord("a", created_at="2021-01-01")}
     assert copy_classes(pairs, dated).original["c"] == "a"
+
+
+def _clade(to_sibling: float, declared: tuple[str, ...] = ()):
+    """p has children s (gentle) and t; branching hung m under s at overlap 0.68, m is at 0.65
+    from p and at `to_sibling` from t."""
+    from lineage.graph.clade import lift
+
+    pairs = [_pair("m", "s", 0.68), _pair("m", "p", 0.65), _pair("m", "t", to_sibling)]
+    records = {i: ModelRecord(i) for i in "pst"}
+    records["m"] = ModelRecord("m", declared_bases=tuple(DeclaredBase(d) for d in declared))
+    return lift({"s": "p", "t": "p", "m": "s"}, {frozenset((x.a, x.b)): x for x in pairs}, records)
+
+
+def test_a_child_as_close_to_its_parents_sibling_hangs_off_the_grandparent():
+    assert _clade(0.69)["m"] == "p"
+
+
+def test_a_child_closer_to_its_parent_than_to_any_sibling_stays():
+    assert _clade(0.60)["m"] == "s"
+
+
+def test_a_declared_parent_is_kept_even_when_a_sibling_is_as_close():
+    assert _clade(0.69, declared=("s",))["m"] == "s"
