@@ -3,7 +3,9 @@
 GraphML and GEXF carry only scalar attributes, so lists become comma-separated text and None
 becomes an empty string; `to_networkx` keeps the real values. Every format carries each edge's
 `direction` ("evidence" or "unknown") and `direction_by`; DOT draws an unknown direction dashed
-and without an arrowhead.
+and without an arrowhead. Cousins (models sharing only tensors outside their blocks) are in the
+JSON tree (`"cousins"`) and drawn by DOT as grey dotted lines without arrows; the parent-edge
+formats (GraphML, GEXF, CSV) hold parent edges only.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ def to_dot(graph: LineageGraph, family: str | None = None) -> str:
         extra = _DOT_DIRECTION.get(e["direction"], "")
         lines.append(
             f"  {_dot_id(e['parent'])} -> {_dot_id(e['child'])} [label={_dot_id(label)}{extra}];"
+        )
+    for c in doc["cousins"]:
+        label = _dot_id(f"cousin {c['overlap']:.2f}")
+        lines.append(
+            f"  {_dot_id(c['a'])} -> {_dot_id(c['b'])} [label={label}, style=dotted, dir=none, "
+            "color=gray, constraint=false];"
         )
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -130,3 +130,18 @@ def test_dot_draws_an_unknown_direction_without_an_arrow():
     lines = {ln.split(" [")[0].strip(): ln for ln in to_dot(_graph()).splitlines() if "->" in ln}
     assert "dir=none" not in lines['"a" -> "b"'] and "dashed" not in lines['"a" -> "b"']
     assert "style=dashed, dir=none" in lines['"a" -> "c"']
+
+
+def test_dot_draws_cousins_as_undirected_dotted_lines_and_json_lists_them():
+    from lineage.records import Cousin
+
+    g = _graph()
+    g = LineageGraph(g.nodes, g.edges, (), cousins=(Cousin("b", "c", 0.9, 0.0, ("wte",)),))
+    lines = [ln for ln in to_dot(g).splitlines() if "cousin" in ln]
+    assert lines == [
+        '  "b" -> "c" [label="cousin 0.90", style=dotted, dir=none, color=gray, constraint=false];'
+    ]
+    assert g.to_json()["cousins"] == [
+        {"a": "b", "b": "c", "overlap": 0.9, "p_value": 0.0, "shared": ["wte"]}
+    ]
+    assert g.to_json(family="zzz")["cousins"] == []
