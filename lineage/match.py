@@ -39,7 +39,8 @@ class Match:
         p_value: exact probability of at least `shared` under independence.
         overlap: mean bottom-k overlap over the common slots.
         identity: mean fraction of exactly equal weights.
-        verdict: `identical` or `derived` (from `compare`).
+        verdict: from `compare`: `identical`, `derived`, `cousin` (shares only tensors outside
+            the blocks), or `unrelated` when the index's total rests on a few structured slots.
         pair: the full comparison (per-slot detail, warnings).
     """
 
