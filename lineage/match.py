@@ -39,8 +39,9 @@ class Match:
         p_value: exact probability of at least `shared` under independence.
         overlap: mean bottom-k overlap over the common slots.
         identity: mean fraction of exactly equal weights.
-        verdict: from `compare`: `identical`, `derived`, `cousin` (shares only tensors outside
-            the blocks), or `unrelated` when the index's total rests on a few structured slots.
+        verdict: from `compare`: `identical`, `derived` or `cousin` (shares only tensors
+            outside the blocks). A significant total that `compare` calls `unrelated` (it rests
+            on a few structured slots) is no match.
         pair: the full comparison (per-slot detail, warnings).
     """
 
@@ -280,6 +281,8 @@ class SignatureIndex:
                 model_id = self._ids[int(row)]
                 p = significance.combined_tail(int(shared[row]), common)
                 pair = compare(sig, self._signature(model_id), alpha=alpha)
+                if pair.verdict == "unrelated":
+                    continue  # the total rests on a few structured slots: no match
                 out.append(
                     Match(
                         model_id=model_id,
