@@ -21,6 +21,7 @@ import numpy as np
 
 from fingerprint import significance
 from fingerprint.records import Signature, SlotSignature
+from fingerprint.structure import effective_population
 
 # The first numbered block in a slot key: `layers.3.` -> template `layers.*.`, layer 3.
 _LAYER = re.compile(r"(^|\.)(\d+)\.")
@@ -73,7 +74,7 @@ def _layer_tail(la: dict[str, SlotSignature], lb: dict[str, SlotSignature]) -> f
     for t in common:
         sa, sb = la[t], lb[t]
         shared += int(np.intersect1d(sa.positions, sb.positions, assume_unique=True).size)
-        sizes.append((sa.n, min(sa.positions.size, sb.positions.size)))
+        sizes.append((effective_population(sa, sb), min(sa.positions.size, sb.positions.size)))
     return significance.combined_tail(shared, sizes)
 
 

@@ -29,6 +29,7 @@ from fingerprint import significance
 from fingerprint.alignment import match_slots, split_key
 from fingerprint.errors import IncompatibleSignaturesError
 from fingerprint.records import Signature, SlotSignature
+from fingerprint.structure import effective_population
 
 VERDICTS = ("identical", "derived", "cousin", "unrelated", "incomparable")
 DEFAULT_ALPHA = 1e-4
@@ -36,8 +37,9 @@ DEFAULT_ALPHA = 1e-4
 # stored comparison (a verdict, a warning, a number): cached pairs made under another version
 # are recomputed (lineage.paircache). 2: "identical" needs equal shapes; "derived" must hold
 # without the most significant slots. 3: layers matched by content; "cousin"; the blocks
-# must carry "derived" when there are blocks.
-COMPARE_VERSION = 3
+# must carry "derived" when there are blocks. 4: a slot's null draws from the population its
+# windows' row or column pattern leaves (`fingerprint.structure`).
+COMPARE_VERSION = 4
 # Fewer comparable slots than this and the result says so.
 FEW_SLOTS = 4
 # The interval of the mean overlap: resamples of the slots, and the percentiles kept.
@@ -79,6 +81,14 @@ class SlotComparison:
     identity: float
     p_value: float
     same_bytes: bool
+    # the population the null draws from (`fingerprint.structure.effective_population`): `n`,
+    # or less where the windows' row or column pattern concentrates the extremes; 0 means `n`
+    n_eff: int = 0
+
+    @property
+    def population(self) -> int:
+        """The null's population for this slot (`p_value` and the pair's p use it)."""
+        return self.n_eff or self.n
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +163,7 @@ def identity_jaccard(x: np.ndarray, y: np.ndarray, k: int) -> float:
 def compare_slot(sa: SlotSignature, sb: SlotSignature, k: int, identity_k: int) -> SlotComparison:
     shared = int(np.intersect1d(sa.positions, sb.positions, assume_unique=True).size)
     kk = min(sa.positions.size, sb.positions.size)
+    population = effective_population(sa, sb)
     return SlotComparison(
         key=sa.key,
         tensor=sa.tensor,
@@ -161,9 +172,10 @@ def compare_slot(sa: SlotSignature, sb: SlotSignature, k: int, identity_k: int) 
         n=sa.n,
         overlap=shared / kk if kk else 0.0,
         identity=identity_jaccard(sa.identity, sb.identity, identity_k),
-        p_value=significance.slot_tail(shared, sa.n, kk),
+        p_value=significance.slot_tail(shared, population, kk),
         # appended rows leave the window as it was: equal bytes need equal shapes as well
         same_bytes=sa.digest == sb.digest and sa.shape == sb.shape,
+        n_eff=population,
     )
 
 
@@ -336,9 +348,10 @@ def overlap_interval(per_slot: tuple[SlotComparison, ...]) -> tuple[float | None
 
 
 def _tail(per_slot: tuple[SlotComparison, ...]) -> float:
-    """Exact P(total shared >= observed) over these slots under independence."""
+    """Exact P(total shared >= observed) over these slots under independence, each slot's
+    null drawn from its `population`."""
     return significance.combined_tail(
-        sum(s.shared for s in per_slot), ((s.n, s.k) for s in per_slot)
+        sum(s.shared for s in per_slot), ((s.population, s.k) for s in per_slot)
     )
 
 
@@ -356,8 +369,8 @@ def spread_tail(
 
 
 def chance_overlap(per_slot: tuple[SlotComparison, ...]) -> float:
-    """The mean overlap unrelated models have on average: k/n per slot, averaged."""
-    return float(np.mean([s.k / s.n for s in per_slot]))
+    """The mean overlap unrelated models have on average: k / population per slot, averaged."""
+    return float(np.mean([s.k / s.population for s in per_slot]))
 
 
 def _beyond_chance(
@@ -422,6 +435,11 @@ def _few_slots(
         *(
             f"{s.tensor}: structured, shared {s.shared} of {s.k} where "
             f"{s.k * s.k / s.n:.0f} expected"
+            + (
+                f" ({s.k * s.k / s.population:.0f} from its row or column pattern)"
+                if s.population < s.n
+                else ""
+            )
             for s in carriers[:STRUCTURED_NAMED]
         ),
     ]

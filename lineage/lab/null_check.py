@@ -50,11 +50,18 @@ class RoleNull:
     shared: int
     expected: float
     tails: tuple[tuple[int, float], ...]
+    # what the null expects once each slot's row or column pattern is accounted for
+    expected_pattern: float = float("nan")
 
     @property
     def ratio(self) -> float:
-        """Shared positions over what the null expects (1.0: the null holds on average)."""
+        """Shared positions over what exchangeable positions expect (1.0: they hold)."""
         return self.shared / self.expected if self.expected else float("nan")
+
+    @property
+    def ratio_pattern(self) -> float:
+        """Shared positions over what the test's null expects (row/column pattern included)."""
+        return self.shared / self.expected_pattern if self.expected_pattern else float("nan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,7 @@ def check(sigs: Mapping[str, Signature], pairs: Iterable[tuple[str, str]]) -> Nu
     shared: Counter[str] = Counter()
     slots: Counter[str] = Counter()
     expected: Counter[str] = Counter()
+    expected_pattern: Counter[str] = Counter()
     seen = {t: Counter[str]() for t in TAILS}
     want = {t: Counter[str]() for t in TAILS}
     verdicts: Counter[str] = Counter()
@@ -116,11 +124,12 @@ def check(sigs: Mapping[str, Signature], pairs: Iterable[tuple[str, str]]) -> Nu
             slots[role] += 1
             shared[role] += s.shared
             expected[role] += s.k * s.k / s.n
+            expected_pattern[role] += s.k * s.k / s.population
             for t in TAILS:
                 seen[t][role] += s.p_value <= t
-                key = (s.n, s.k, t)
+                key = (s.population, s.k, t)
                 if key not in masses:
-                    masses[key] = _tail_mass(s.n, s.k, t)
+                    masses[key] = _tail_mass(s.population, s.k, t)
                 want[t][role] += masses[key]
     roles = tuple(
         RoleNull(
@@ -129,6 +138,7 @@ def check(sigs: Mapping[str, Signature], pairs: Iterable[tuple[str, str]]) -> Nu
             shared=shared[role],
             expected=expected[role],
             tails=tuple((seen[t][role], want[t][role]) for t in TAILS),
+            expected_pattern=expected_pattern[role],
         )
         for role in ROLES
         if slots[role]
@@ -139,15 +149,16 @@ def check(sigs: Mapping[str, Signature], pairs: Iterable[tuple[str, str]]) -> Nu
 def table(rows: Sequence[tuple[str, NullCheck]]) -> list[str]:
     """Markdown: one line per (label, role)."""
     out = [
-        "| set | role | slot comparisons | shared / expected | tail <= 1e-2: seen / expected "
-        "| tail <= 1e-3: seen / expected |",
-        "|---|---|---|---|---|---|",
+        "| set | role | slot comparisons | shared / expected (exchangeable) | shared / expected "
+        "(row/column pattern) | tail <= 1e-2: seen / expected | tail <= 1e-3: seen / expected |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, nc in rows:
         for r in nc.roles:
             cells = [f"{seen} / {exp:.1f}" for seen, exp in r.tails]
             out.append(
-                f"| {label} | {r.role} | {r.slots} | {r.ratio:.2f} | {cells[0]} | {cells[1]} |"
+                f"| {label} | {r.role} | {r.slots} | {r.ratio:.2f} | {r.ratio_pattern:.2f} | "
+                f"{cells[0]} | {cells[1]} |"
             )
     return out
 
