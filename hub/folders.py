@@ -22,7 +22,7 @@ import os
 import re
 from pathlib import Path, PurePath
 
-from hub.card import split_front_matter
+from hub.card import read_card
 from hub.errors import ModelNotFoundError
 
 # Files that make a folder a model folder.
@@ -59,10 +59,7 @@ def path_id(folder: PurePath) -> str:
 
 
 def _card_id(folder: Path) -> str | None:
-    readme = folder / "README.md"
-    if not readme.is_file():
-        return None
-    card, _ = split_front_matter(readme.read_text(encoding="utf-8", errors="replace"))
+    card = read_card(folder / "README.md")
     named = card.get("model_id")
     if not isinstance(named, str) or "/" not in named or not is_model_id(named.strip()):
         return None

@@ -22,12 +22,12 @@ message.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from hub import bounded_json
 from hub.errors import HubError, MalformedFileError, NoSafetensorsError
 
 SINGLE_NAMES = ("model.safetensors", "diffusion_pytorch_model.safetensors")
@@ -36,6 +36,8 @@ ADAPTER_NAME = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 WEIGHT_SUFFIX = ".safetensors"
+# A shard index or adapter config larger than this is not what it claims to be: refused unread.
+SMALL_FILE_MAX = 64 * 2**20
 # What an opener may need besides the weights: shard indexes and adapter configs.
 _CANDIDATE_SUFFIXES = (WEIGHT_SUFFIX, ".safetensors.index.json", ADAPTER_CONFIG)
 # A Hub repo id (`namespace/name`): what an adapter's declared base must look like to be kept.
@@ -162,9 +164,22 @@ def subfolders(names: Iterable[str]) -> list[str]:
     return sorted({n.split("/", 1)[0] for n in names if "/" in n and not n.startswith(".")})
 
 
+def safe_path(name: str) -> bool:
+    """Whether a file name from a listing stays inside the repo when joined to its folder: a
+    relative `/`-separated path without empty, `.` or `..` parts, backslashes or NULs."""
+    if not name or name.startswith("/") or "\\" in name or "\0" in name:
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
+
+
 def _shallow(names: Iterable[str]) -> list[str]:
-    """Files at the root or in a direct, non-hidden subfolder: where weights are looked for."""
-    return [n for n in names if n.count("/") == 0 or (n.count("/") == 1 and n[0] != ".")]
+    """Files at the root or in a direct, non-hidden subfolder: where weights are looked for.
+    A name that would leave the repo (`safe_path`) is never looked at."""
+    return [
+        n
+        for n in names
+        if safe_path(n) and (n.count("/") == 0 or (n.count("/") == 1 and n[0] != "."))
+    ]
 
 
 def candidates(names: Iterable[str]) -> list[str]:
@@ -205,8 +220,8 @@ def read_index(
     """
     folder = posixpath.dirname(index)
     try:
-        doc = json.loads(read_small(index).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        doc = bounded_json.loads(read_small(index), max_bytes=SMALL_FILE_MAX)
+    except (OSError, bounded_json.JsonBoundError):
         doc = None
     wm = doc.get("weight_map") if isinstance(doc, dict) else None
     if not isinstance(wm, dict) or not all(
@@ -317,8 +332,8 @@ def adapter_base(names: Collection[str], read_small: ReadSmall) -> str | None:
     if ADAPTER_CONFIG not in names:
         return None
     try:
-        doc = json.loads(read_small(ADAPTER_CONFIG).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, HubError):
+        doc = bounded_json.loads(read_small(ADAPTER_CONFIG), max_bytes=SMALL_FILE_MAX)
+    except (OSError, bounded_json.JsonBoundError, HubError):
         return None
     base = doc.get("base_model_name_or_path") if isinstance(doc, dict) else None
     return base if isinstance(base, str) and _REPO_ID.match(base) else None

@@ -140,7 +140,8 @@ def open_local_model(
     names = list_files(root)
 
     def read_small(rel: str) -> bytes:
-        return (root / rel).read_bytes()
+        with open(root / rel, "rb") as f:  # a bigger file is refused by its parser, unread
+            return f.read(layout.SMALL_FILE_MAX + 1)
 
     groups = layout.weight_groups(
         names, read_small, model_id=mid, voice=layout.LOCAL_VOICE, root=str(root)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date
 from pathlib import Path
 
-from hub.card import declared_bases, split_front_matter
-from hub.records import ModelRecord
+from hub import bounded_json
+from hub.card import declared_bases, read_card
+from hub.records import ModelRecord, storable
 from hub.safetensors_header import SafetensorsHeader
 
 # samples of the data section hashed into a local revision: catches weights changed in place
 REVISION_SAMPLES = 64
 REVISION_SAMPLE_BYTES = 1024
+# config.json and friends: a larger file is no config (read as "no metadata").
+CONFIG_MAX_BYTES = 16 * 2**20
 
 
 def content_id(root: Path, headers: dict[str, SafetensorsHeader]) -> str:
@@ -48,8 +50,10 @@ def content_id_bytes(headers: dict[str, SafetensorsHeader]) -> int:
 def read_json(path: Path) -> dict:
     """A JSON object from a file; {} when it is missing or broken (metadata never blocks)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        with open(path, "rb") as f:
+            data = f.read(CONFIG_MAX_BYTES + 1)  # never more than the bound, whatever the size
+        doc = bounded_json.loads(data, max_bytes=CONFIG_MAX_BYTES)
+    except (OSError, bounded_json.JsonBoundError):
         return {}
     return doc if isinstance(doc, dict) else {}
 
@@ -97,9 +101,7 @@ def build_record(
         source: `record.source`.
         revision: the revision when known; None computes `content_id`.
     """
-    readme = root / "README.md"
-    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
-    card, _ = split_front_matter(text)
+    card = read_card(root / "README.md")
     raw_tags = card.get("tags")
     tags = (
         [raw_tags] if isinstance(raw_tags, str) else raw_tags if isinstance(raw_tags, list) else []
@@ -109,7 +111,7 @@ def build_record(
     extra: dict = {"adapter": adapter}
     if adapter_base:
         extra["adapter_base"] = adapter_base
-    return ModelRecord(
+    record = ModelRecord(
         id=model_id,
         revision=revision or content_id(root, headers),
         author=model_id.split("/", 1)[0] if "/" in model_id else None,
@@ -126,3 +128,4 @@ def build_record(
         path=str(root.resolve()),
         extra=extra,
     )
+    return storable(record)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,41 @@ class ModelRecord:
     status: str = "ok"
     reason: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+def _utf8(text: str) -> str:
+    # a lone surrogate (from a JSON or YAML escape) cannot be stored as UTF-8: it becomes "?"
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def storable(record: ModelRecord) -> ModelRecord:
+    """`record` with every text field UTF-8 clean (lone surrogates replaced by `?`), so that what
+    a card or a server wrote can always be stored."""
+    texts: dict[str, Any] = {
+        name: _utf8(value)
+        for name in (
+            "id",
+            "revision",
+            "author",
+            "created_at",
+            "last_modified",
+            "library",
+            "pipeline_tag",
+            "license",
+            "path",
+            "reason",
+        )  # fmt: skip
+        if isinstance(value := getattr(record, name), str)
+    }
+    return replace(
+        record,
+        **texts,
+        tags=tuple(_utf8(t) for t in record.tags),
+        declared_bases=tuple(
+            DeclaredBase(_utf8(b.id), b.relation and _utf8(b.relation))
+            for b in record.declared_bases
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,13 @@ then the tensor data. The JSON maps tensor names to `{"dtype", "shape", "data_of
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.bounded_json import JsonBoundError, loads
 from hub.dtypes import DTYPE_BITS, DTYPE_SIZES
 from hub.errors import MalformedFileError
 
@@ -27,7 +27,9 @@ from hub.errors import MalformedFileError
 __all__ = [
     "DTYPE_BITS",
     "DTYPE_SIZES",
+    "MAX_DIMS",
     "MAX_HEADER_LEN",
+    "MAX_NAME_BYTES",
     "SafetensorsHeader",
     "TensorEntry",
     "header_length",
@@ -35,8 +37,13 @@ __all__ = [
     "read_header",
 ]
 
-# Same limit as the safetensors library: a larger header is refused, not read.
-MAX_HEADER_LEN = 100_000_000
+# Bounds on what a header may hold; a file over one is refused with a reason, never read on.
+# The safetensors library allows 100 MB headers; the largest real ones are a few MB (a shard of
+# tens of thousands of tensors), and 16 MiB keeps a hostile one cheap in memory and time.
+MAX_HEADER_LEN = 16 * 2**20
+MAX_NAME_BYTES = 1024  # real tensor names are under 300 bytes; signatures store 2-byte lengths
+MAX_DIMS = 64  # what torch allows; signatures store a 1-byte dimension count
+_U64 = 2**64  # dimensions, offsets and element counts are u64 in the format
 
 _REMEDY = "re-download the file or re-export it with safetensors"
 
@@ -133,7 +140,9 @@ def header_length(
         )
     (n,) = struct.unpack("<Q", prefix8[:8])
     if n > MAX_HEADER_LEN:
-        raise _malformed(where, model_id, f"declares a {n}-byte header, over the 100 MB limit")
+        raise _malformed(
+            where, model_id, f"declares a {n}-byte header, over the {MAX_HEADER_LEN}-byte limit"
+        )
     if file_size is not None and 8 + n > file_size:
         raise _malformed(
             where, model_id, f"declares a {n}-byte header but the file has only {file_size} bytes"
@@ -143,9 +152,28 @@ def header_length(
 
 def _as_dim(v: object) -> int | None:
     # JSON true/false are ints to Python; a shape of booleans is still malformed.
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < _U64:
         return None
     return v
+
+
+def shown_name(name: str, limit: int = 80) -> str:
+    """A tensor name as messages show it: quoted, and cut to `limit` characters."""
+    text = repr(name)
+    return text if len(text) <= limit else f"{text[: limit - 20]}...' ({len(name)} characters)"
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a tensor name cannot be kept, or None when it can."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "has a lone UTF-16 surrogate"
+    if size > MAX_NAME_BYTES:
+        return f"is {size} bytes long, over the {MAX_NAME_BYTES}-byte limit"
+    if not name:
+        return "is empty"
+    return None
 
 
 def _tensor_nbytes(dtype: str, shape: tuple[int, ...]) -> int | None:
@@ -157,7 +185,10 @@ def _tensor_nbytes(dtype: str, shape: tuple[int, ...]) -> int | None:
 def _parse_entry(
     name: str, spec: object, data_start: int, where: str, model_id: str | None
 ) -> TensorEntry:
-    what = f"tensor {name!r}"
+    what = f"tensor {shown_name(name)}"
+    problem = _name_problem(name)
+    if problem is not None:
+        raise _malformed(where, model_id, f"has a tensor whose name {problem}")
     if not isinstance(spec, dict):
         raise _malformed(
             where, model_id, f"describes {what} with a {type(spec).__name__}, not an object"
@@ -170,25 +201,32 @@ def _parse_entry(
         raise _malformed(
             where,
             model_id,
-            f"gives {what} the unknown dtype {dtype!r}",
+            f"gives {what} the unknown dtype {_cut(dtype)}",
             "re-export it with a safetensors dtype (F32, F16, BF16, I8, ...)",
         )
     raw_shape = spec["shape"]
+    if isinstance(raw_shape, list) and len(raw_shape) > MAX_DIMS:
+        raise _malformed(
+            where, model_id, f"gives {what} {len(raw_shape)} dimensions, over the {MAX_DIMS} limit"
+        )
     dims = [_as_dim(v) for v in raw_shape] if isinstance(raw_shape, list) else [None]
     if any(d is None for d in dims):
         raise _malformed(
             where,
             model_id,
-            f"gives {what} the shape {raw_shape!r}, not a list of non-negative integers",
+            f"gives {what} the shape {_cut(raw_shape)}, not a list of integers in [0, 2^64)",
         )
     shape = tuple(d for d in dims if d is not None)
+    if math.prod(shape) >= _U64:
+        raise _malformed(where, model_id, f"gives {what} 2^64 elements or more")
     offsets = spec["data_offsets"]
     pair = [_as_dim(v) for v in offsets] if isinstance(offsets, list) and len(offsets) == 2 else []
     if len(pair) != 2 or pair[0] is None or pair[1] is None or pair[0] > pair[1]:
         raise _malformed(
             where,
             model_id,
-            f"gives {what} the data_offsets {offsets!r}, not [begin, end] with 0 <= begin <= end",
+            f"gives {what} the data_offsets {_cut(offsets)}, not [begin, end] with "
+            "0 <= begin <= end < 2^64",
         )
     begin, end = pair[0], pair[1]
     expected = _tensor_nbytes(dtype, shape)
@@ -204,6 +242,11 @@ def _parse_entry(
     )
 
 
+def _cut(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _parse_metadata(value: object, where: str, model_id: str | None) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -213,22 +256,44 @@ def _parse_metadata(value: object, where: str, model_id: str | None) -> dict[str
 
 
 def _check_layout(
-    entries: list[TensorEntry], file_size: int | None, where: str, model_id: str | None
+    entries: list[TensorEntry],
+    data_start: int,
+    file_size: int | None,
+    where: str,
+    model_id: str | None,
 ) -> None:
+    """Tensors tile the data exactly, as the safetensors library checks: no overlap, no gap,
+    and (when the size is known) no byte after the last tensor."""
     last: TensorEntry | None = None
     for e in entries:  # sorted by (start, end)
         if file_size is not None and e.end > file_size:
             raise _malformed(
                 where,
                 model_id,
-                f"places tensor {e.name!r} at bytes [{e.start}, {e.end}) beyond its {file_size}-byte size (the file is truncated or its offsets are wrong)",
+                f"places tensor {shown_name(e.name)} at bytes [{e.start}, {e.end}) beyond its {file_size}-byte size (the file is truncated or its offsets are wrong)",
             )
         if last is not None and e.start < last.end:
             raise _malformed(
-                where, model_id, f"has overlapping tensors {last.name!r} and {e.name!r}"
+                where,
+                model_id,
+                f"has overlapping tensors {shown_name(last.name)} and {shown_name(e.name)}",
             )
-        if last is None or e.end >= last.end:
-            last = e
+        expected = last.end if last is not None else data_start
+        if e.start > expected:
+            raise _malformed(
+                where,
+                model_id,
+                f"leaves bytes [{expected}, {e.start}) before tensor {shown_name(e.name)} "
+                "covered by no tensor",
+            )
+        last = e
+    end = last.end if last is not None else data_start
+    if file_size is not None and end != file_size:
+        raise _malformed(
+            where,
+            model_id,
+            f"has {file_size - end} bytes after its last tensor, covered by no tensor",
+        )
 
 
 def parse_header(
@@ -257,9 +322,9 @@ def parse_header(
             where, model_id, f"is truncated (a {n}-byte header, {len(header_json)} bytes read)"
         )
     try:
-        doc = json.loads(header_json.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        doc = None
+        doc = loads(header_json)
+    except JsonBoundError as err:
+        raise _malformed(where, model_id, f"has a header that {err}") from None
     if not isinstance(doc, dict):
         raise _malformed(where, model_id, "has a header that is not a UTF-8 JSON object")
     data_start = 8 + n
@@ -271,7 +336,7 @@ def parse_header(
         else:
             entries.append(_parse_entry(name, spec, data_start, where, model_id))
     entries.sort(key=lambda e: (e.start, e.end, e.name))
-    _check_layout(entries, file_size, where, model_id)
+    _check_layout(entries, data_start, file_size, where, model_id)
     return SafetensorsHeader(
         path=where,
         header_len=n,

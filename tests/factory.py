@@ -87,3 +87,44 @@ class MemorySource:
         values = self._values[name][:n].copy()
         self.windows_read += 1
         return Window(values=values, raw=values.tobytes())
+
+
+def write_raw_safetensors(path: Path, tensors: dict[str, tuple[str, list[int], bytes]]) -> Path:
+    """A safetensors file written byte by byte, for names and shapes the library may refuse to
+    write: name -> (dtype, shape, data). Tensors are laid out in the given order, contiguously."""
+    header: dict[str, dict] = {}
+    blobs: list[bytes] = []
+    offset = 0
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {
+            "dtype": dtype,
+            "shape": shape,
+            "data_offsets": [offset, offset + len(data)],
+        }
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()  # a lone surrogate is written as its \\u escape
+    text += b" " * (-len(text) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+    return path
+
+
+# Valid safetensors files (the safetensors library opens each) that no signature can hold as is.
+POISONS = {
+    "long-name": {"w" * 70_000: ("F32", [64, 64], bytes(64 * 64 * 4))},
+    "many-dims": {"deep": ("F32", [1] * 256 + [64, 64], bytes(64 * 64 * 4))},
+    "surrogate": {"layer.\ud800.weight": ("F32", [64, 64], bytes(64 * 64 * 4))},
+}
+
+
+def write_poisoned_model(folder: Path, kind: str) -> Path:
+    """A model folder whose one weight file is the poison `kind` (a key of `POISONS`), beside a
+    normal tensor, with a config and a card."""
+    g = torch.Generator().manual_seed(99)
+    normal = torch.randn(64, 64, generator=g).numpy().tobytes()
+    tensors = {"model.embed_tokens.weight": ("F32", [64, 64], normal), **POISONS[kind]}
+    write_raw_safetensors(folder / "model.safetensors", tensors)
+    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n")
+    return folder
