@@ -141,7 +141,24 @@ def _str(buf: list[bytes], s: str, width: str) -> None:
 
 
 def dumps(sig: Signature) -> bytes:
-    """`sig` in the byte layout of the module docstring."""
+    """`sig` in the byte layout of the module docstring.
+
+    Raises:
+        SignatureFormatError: a value the layout cannot hold (a name over 65,535 UTF-8 bytes or
+            with a lone surrogate, more than 255 dimensions, a number over its field).
+    """
+    try:
+        return _dumps(sig)
+    except (struct.error, UnicodeEncodeError, OverflowError, ValueError) as err:
+        who = sig.model_id or "a model"
+        problem = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise SignatureFormatError(
+            f"the signature of {who} cannot be written in the signature format ({problem}); "
+            "one of its tensor names or shapes is beyond the format's bounds"
+        ) from None
+
+
+def _dumps(sig: Signature) -> bytes:
     p = sig.params
     buf = [
         _HEADER.pack(

@@ -3,9 +3,11 @@
 `add`, `fingerprint`, `crawl` and `scan` all fingerprint through `Engine.run`: it opens each
 job's model with the caller's opener, computes its signature on an `Executor` and yields, on the
 calling thread and in the order the jobs came, an `Outcome` (a signature, or a failure with its
-status and reason). A model that cannot be read never stops the others. `store_outcome` is the
-one place an outcome is written to the store, one transaction per model, so a crash loses at
-most the models in flight.
+status and reason). A model that cannot be read never stops the others: whatever a worker
+raises for one model (an `Exception`, not an interrupt) becomes that model's failure with a
+one-line reason, and a signature the store cannot hold is refused before it reaches the store.
+`store_outcome` is the one place an outcome is written to the store, one transaction per model,
+so a crash loses at most the models in flight.
 
 The executor seam is `Executor`: `submit(fn, job)` returning something with `.result()`, and
 `close()`. `ThreadExecutor` (a local thread pool) is the one used today; another executor (Ray)
@@ -22,13 +24,29 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
+from fingerprint.errors import SignatureFormatError
 from fingerprint.protocol import TensorSource
 from fingerprint.signature import Signature, SignatureParams, compute_signature
 from hub.errors import HubError
 from hub.records import ModelRecord
 from lineage.catalogue import Catalogue
+from lineage.errors import StoreError
 
-__all__ = ["Engine", "Executor", "OpenedModel", "Outcome", "ThreadExecutor", "store_outcome"]
+__all__ = [
+    "UNEXPECTED",
+    "Engine",
+    "Executor",
+    "OpenedModel",
+    "Outcome",
+    "ThreadExecutor",
+    "one_line",
+    "store_outcome",
+    "unexpected",
+]
+
+# The status of a model whose reading failed in a way no rule foresaw (`hub.errors.HubError`'s).
+UNEXPECTED = HubError.status
+_REASON_MAX = 500  # characters of a stored reason; a reason quoting a 70,000-character name is cut
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -126,6 +144,22 @@ def _always(job: object) -> bool:
     return True
 
 
+def one_line(text: str, limit: int = _REASON_MAX) -> str:
+    """`text` on one line (whitespace runs collapsed) and at most `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def unexpected(model_id: str, err: BaseException) -> str:
+    """The reason stored for a failure no rule foresaw: what was raised, and what to do."""
+    detail = one_line(str(err), 200)
+    what = f"{type(err).__name__}: {detail}" if detail else type(err).__name__
+    return one_line(
+        f"{model_id}: reading it failed unexpectedly ({what}); the other models were not "
+        "affected, report this with the model id if it persists"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Engine(Generic[J]):
     """Fingerprints jobs on an executor.
@@ -153,10 +187,16 @@ class Engine(Generic[J]):
             model = self.open_model(job)
             size = sum(getattr(h, "file_size", 0) or 0 for h in model.headers.values())
             sig = compute_signature(model, params=self.params, device=self.device)
+            sig.to_bytes()  # a signature the store could not hold fails here, not in the store
         except HubError as err:
-            return Outcome(job, status=err.status, reason=str(err))
+            return Outcome(job, status=err.status, reason=one_line(str(err)))
+        except SignatureFormatError as err:
+            return Outcome(job, status="malformed", reason=one_line(str(err)))
         except (OSError, ValueError) as err:  # bytes that do not decode as their header says
-            return Outcome(job, status="malformed", reason=self.unreadable(self.model_id(job), err))
+            reason = self.unreadable(self.model_id(job), err)
+            return Outcome(job, status="malformed", reason=one_line(reason))
+        except Exception as err:  # one odd model never stops the others
+            return Outcome(job, status=UNEXPECTED, reason=unexpected(self.model_id(job), err))
         return Outcome(job, signature=sig, record=model.record, size=size)
 
     def run(
@@ -193,6 +233,22 @@ def store_outcome(
         outcome: what the engine did.
         upsert: write `record` itself first (a crawl); else it is already stored.
     """
+    try:
+        return _write(catalogue, record, outcome, upsert=upsert)
+    except StoreError:
+        raise  # the database itself failed: nothing else can be stored either
+    except Exception as err:  # this model's data: the transaction rolled back, store a failure
+        if outcome.signature is None:
+            raise
+        failed = replace(
+            outcome, signature=None, status=UNEXPECTED, reason=unexpected(record.id, err)
+        )
+        return _write(catalogue, record, failed, upsert=upsert)
+
+
+def _write(
+    catalogue: Catalogue, record: ModelRecord, outcome: Outcome[Any], *, upsert: bool
+) -> ModelRecord:
     store = catalogue.store
     with store.transaction():
         if upsert:

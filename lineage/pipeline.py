@@ -19,7 +19,16 @@ from hub.folders import find_model_dirs
 from hub.local import open_local_model
 from hub.records import ModelRecord
 from lineage.catalogue import Catalogue
-from lineage.engine import Engine, Executor, OpenedModel, ThreadExecutor, store_outcome
+from lineage.engine import (
+    UNEXPECTED,
+    Engine,
+    Executor,
+    OpenedModel,
+    ThreadExecutor,
+    one_line,
+    store_outcome,
+    unexpected,
+)
 from lineage.errors import LineageError, UnknownModelError
 from lineage.policy import Context, retries
 from lineage.store import Store
@@ -84,7 +93,10 @@ def add_local(
         try:
             model = open_local_model(claim.folder, model_id=mid)
         except HubError as e:
-            failed.append(Failure(mid, e.status, str(e)))
+            failed.append(Failure(mid, e.status, one_line(str(e))))
+            continue
+        except Exception as e:  # one odd folder never stops the others
+            failed.append(Failure(mid, UNEXPECTED, unexpected(mid, e)))
             continue
         if claim.moved is not None and model.record.revision != claim.moved.revision:
             failed.append(Failure(mid, "duplicate_id", _moved_other(claim)))

@@ -1,6 +1,7 @@
 """Which stored statuses deserve another attempt at reading a model, and why.
 
-One table, one row per status code (`hub.errors`), one column per context:
+One table, one row per status code (`hub.errors`; `error` is `HubError`'s own, for failures
+no rule foresaw), one column per context:
 
 - `crawl`: a model listed again at the same commit (a new or changed commit is always read);
 - `fingerprint`: `lineage fingerprint` without ids (models named by id are always read).
@@ -51,6 +52,10 @@ RETRY: dict[str, RetryRule] = {
         "the repo or folder is gone: the user has to add it again"),
     "no_safetensors": RetryRule(Retry.NO, Retry.NO,
         "only pickle checkpoints: nothing changes without a new commit"),
+    "error": RetryRule(Retry.NO, Retry.YES,
+        "reading failed in a way no rule foresaw (a file beyond our bounds, a bug): the same "
+        "commit fails the same way, so the crawl waits for a new commit; a local folder may "
+        "have been repaired in place"),
 }
 # fmt: on
 # A status this table does not know (a newer version wrote it): the crawl tries again, a manual

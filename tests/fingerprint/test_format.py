@@ -60,3 +60,27 @@ def test_different_parameters_cannot_be_compared():
     c = _sig(SignatureParams(seed=1))
     with pytest.raises(IncompatibleSignaturesError):
         compare(a, c)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tensor": "w" * 70_000},  # over the 2-byte length of a name
+        {"key": "a.\ud800"},  # a lone surrogate: not UTF-8
+        {"shape": (1,) * 256 + (128, 64)},  # over the 1-byte dimension count
+        {"shape": (2**64, 1)},  # over a u64
+        {"dtype": "X" * 300},  # over the 1-byte length of a dtype
+    ],
+    ids=["long-name", "surrogate", "many-dims", "huge-dim", "long-dtype"],
+)
+def test_what_the_layout_cannot_hold_is_one_clear_error(change):
+    from dataclasses import replace
+
+    sig = _sig()
+    odd = replace(sig, slots=(replace(sig.slots[0], **change), *sig.slots[1:]))
+    with pytest.raises(SignatureFormatError) as info:
+        odd.to_bytes()
+    msg = str(info.value)
+    assert msg.startswith("the signature of m cannot be written") and "\n" not in msg
+    assert len(msg) < 400
+    assert Signature.from_bytes(sig.to_bytes(), "m") == sig  # the rest is unchanged
