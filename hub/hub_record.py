@@ -7,14 +7,16 @@ from typing import Any
 
 from hub.card import declared_bases
 from hub.layout import ADAPTER_NAME
-from hub.records import ModelRecord
+from hub.records import ModelRecord, storable
 
 __all__ = ["record_from_info", "sibling_names"]
 
+_TEXT_MAX = 1000  # characters of a server-given name (library, pipeline tag, license, author)
 
-def _iso(when: datetime | None) -> str | None:
-    """A datetime as the Hub writes it: `2024-01-31T12:00:00.000Z`."""
-    if when is None:
+
+def _iso(when: object) -> str | None:
+    """A datetime as the Hub writes it: `2024-01-31T12:00:00.000Z` (None for anything else)."""
+    if not isinstance(when, datetime):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
@@ -24,8 +26,16 @@ def _iso(when: datetime | None) -> str | None:
 
 def _text(value: object) -> str | None:
     if isinstance(value, str) and value.strip():
-        return value.strip()
+        return value.strip()[:_TEXT_MAX]
     return None
+
+
+def _count(value: object) -> int | None:
+    """A count the server gave (downloads, likes, parameters): a non-negative integer that
+    SQLite can hold, else None (a string, a float, a bool, 10^30)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        return None
+    return value
 
 
 def _card_dict(info: Any) -> dict:
@@ -46,7 +56,10 @@ def sibling_names(info: Any) -> list[str] | None:
     siblings = getattr(info, "siblings", None)
     if siblings is None:
         return None
-    return [s.rfilename for s in siblings if getattr(s, "rfilename", None)]
+    if not isinstance(siblings, list):
+        return None
+    names = (getattr(s, "rfilename", None) for s in siblings)
+    return [n for n in names if isinstance(n, str) and n]
 
 
 def record_from_info(info: Any) -> ModelRecord:
@@ -57,7 +70,8 @@ def record_from_info(info: Any) -> ModelRecord:
     endpoint-free facts about the repo (never a URL, never a token).
     """
     card = _card_dict(info)
-    tags = tuple(t for t in (getattr(info, "tags", None) or ()) if isinstance(t, str))
+    raw_tags = getattr(info, "tags", None)
+    tags = tuple(t for t in (raw_tags if isinstance(raw_tags, list) else ()) if isinstance(t, str))
     license_ = _text(card.get("license"))
     if license_ is None:
         license_ = next((t.split(":", 1)[1] for t in tags if t.startswith("license:")), None)
@@ -66,20 +80,23 @@ def record_from_info(info: Any) -> ModelRecord:
     names = sibling_names(info)
     extra: dict[str, Any] = {}
     if isinstance(gated, str):
-        extra["gated_mode"] = gated
+        extra["gated_mode"] = gated[:40]
     if names is not None:
         extra["files"] = len(names)
         extra["adapter"] = ADAPTER_NAME in names
     repo_id = info.id
-    author = getattr(info, "author", None) or (repo_id.split("/", 1)[0] if "/" in repo_id else None)
-    downloads_all = getattr(info, "downloads_all_time", None)
-    return ModelRecord(
+    author = _text(getattr(info, "author", None)) or (
+        repo_id.split("/", 1)[0] if "/" in repo_id else None
+    )
+    sha = getattr(info, "sha", None)
+    total = getattr(st, "total", None) if st is not None else None
+    record = ModelRecord(
         id=repo_id,
-        revision=getattr(info, "sha", None),
+        revision=sha if isinstance(sha, str) else None,
         author=author,
-        downloads=int(getattr(info, "downloads", None) or 0),
-        downloads_all_time=int(downloads_all) if downloads_all is not None else None,
-        likes=int(getattr(info, "likes", None) or 0),
+        downloads=_count(getattr(info, "downloads", None)) or 0,
+        downloads_all_time=_count(getattr(info, "downloads_all_time", None)),
+        likes=_count(getattr(info, "likes", None)) or 0,
         created_at=_iso(getattr(info, "created_at", None)),
         last_modified=_iso(getattr(info, "last_modified", None)),
         library=_text(getattr(info, "library_name", None)),
@@ -88,8 +105,9 @@ def record_from_info(info: Any) -> ModelRecord:
         gated=bool(gated),
         tags=tags,
         declared_bases=declared_bases(card, tags),
-        parameter_count=int(st.total) if st is not None and st.total is not None else None,
+        parameter_count=_count(total),
         source="hub",
         path=None,
         extra=extra,
     )
+    return storable(record)

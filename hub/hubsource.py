@@ -33,15 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from hub import layout
-from hub.client import EXPAND, SORTS, HubClient
+from hub.client import EXPAND, SORTS, HubClient, is_commit, is_repo_id
 from hub.errors import MalformedFileError
 from hub.hub_record import record_from_info, sibling_names
 from hub.listing import children_filter, iter_models, parse_since
 from hub.records import ModelRecord
-from hub.remote import ReadStats, RemoteFile, RemoteReader, hf_snapshot
+from hub.remote import MODEL_DEADLINE_S, ReadStats, RemoteFile, RemoteReader, hf_snapshot
 from hub.safetensors_header import SafetensorsHeader, header_length, parse_header
 from hub.tensor_index import Located, TensorIndex, index_tensors
-from hub.window_cache import WindowCache
+from hub.window_cache import WindowCache, is_content_hash
 
 __all__ = [
     "EXPAND",
@@ -64,8 +64,7 @@ HEADER_PREFIX = 64 * 1024
 # Files up to this size are read whole by that first request: one request instead of one per
 # window, and no byte fetched twice. The bytes are held in memory while the model is open.
 WHOLE_FILE = 1024 * 1024
-# A shard index or adapter config larger than this is not what it claims to be.
-SMALL_FILE_MAX = 64 * 2**20
+SMALL_FILE_MAX = layout.SMALL_FILE_MAX
 
 
 class HubModel(TensorIndex):
@@ -138,6 +137,32 @@ def _small_file(reader: RemoteReader, path: str) -> bytes:
     return reader.read(path, 0, f.size)
 
 
+def _check_ids(repo_id: object, sha: object) -> None:
+    """The server's repo id and commit sha, checked before either reaches a path or a URL."""
+    if not is_repo_id(repo_id) or not is_commit(sha):
+        shown = repr(repo_id)[:100]
+        raise MalformedFileError(
+            f"the Hub answered the repo id {shown} with the commit {repr(sha)[:60]}, not a "
+            "repo id and a 40-hex commit sha; check the endpoint",
+            model_id=repo_id if isinstance(repo_id, str) else None,
+        )
+
+
+def _remote_file(repo_id: str, path: str, f: Any) -> RemoteFile:
+    """A file of the paths-info answer, its size and content hash checked (they key the cache)."""
+    lfs = getattr(f, "lfs", None)
+    key = (getattr(lfs, "sha256", None) if lfs is not None else None) or getattr(f, "blob_id", None)
+    size = getattr(f, "size", None)
+    if not is_content_hash(key) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise MalformedFileError(
+            f"the Hub describes {path} of {repo_id} with the size {repr(size)[:30]} and the "
+            f"content id {repr(key)[:80]}, not a size and a hash; check the repo on the Hub",
+            model_id=repo_id,
+            path=path,
+        )
+    return RemoteFile(path, size, key)
+
+
 def _header(reader: RemoteReader, path: str, whole_file: int) -> SafetensorsHeader:
     """The parsed header of one weight file: its first bytes in one request (kept for later
     reads), a second request only for a longer header."""
@@ -167,6 +192,7 @@ def open_hub_model(
     hf_cache: str | os.PathLike[str] | None | bool = True,
     stats: ReadStats | None = None,
     whole_file: int = WHOLE_FILE,
+    deadline_s: float = MODEL_DEADLINE_S,
 ) -> HubModel:
     """Open a Hub model for fingerprinting: its file list, index and safetensors headers.
 
@@ -180,6 +206,8 @@ def open_hub_model(
         stats: counters to add this model's bytes to (also counts a model that fails to open).
         whole_file: weight files up to this many bytes are read whole by the header request
             (0: read every file window by window).
+        deadline_s: network time the model may take in all, windows included
+            (`hub.remote.MODEL_DEADLINE_S`); past it, reads fail with `NetworkError`.
 
     Raises:
         GatedModelError, ModelNotFoundError, NoSafetensorsError, MalformedFileError,
@@ -192,20 +220,21 @@ def open_hub_model(
         info = client.model_info(info.id, revision)
         names = sibling_names(info) or []
     repo_id, sha = info.id, info.sha
+    _check_ids(repo_id, sha)
     record = record_from_info(info)
     if hf_cache is True:
         from hub.cache import default_cache_dir
 
         hf_cache = default_cache_dir()
     snapshot = hf_snapshot(repo_id, sha, Path(hf_cache) if hf_cache else None)
-    reader = RemoteReader(client, repo_id, sha, cache, snapshot, stats)
+    reader = RemoteReader(client, repo_id, sha, cache, snapshot, stats, deadline_s)
     voice = layout.HUB_VOICE
     if not layout.has_weights(names):  # before any file request: pickles are never fetched
         raise layout.no_safetensors(names, model_id=repo_id, voice=voice)
-    for path, f in client.paths_info(repo_id, layout.candidates(names), sha).items():
-        lfs = getattr(f, "lfs", None)
-        key = getattr(lfs, "sha256", None) if lfs is not None else None
-        reader.files[path] = RemoteFile(path, int(f.size), key or f.blob_id)
+    wanted = layout.candidates(names)  # names that stay inside the repo (`layout.safe_path`)
+    for path, f in client.paths_info(repo_id, wanted, sha).items():
+        if path in wanted:  # the server may answer more than was asked: never followed
+            reader.files[path] = _remote_file(repo_id, path, f)
 
     def read_small(path: str) -> bytes:
         return _small_file(reader, path)

@@ -9,13 +9,20 @@ cached.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.client import HubClient
+from hub.client import HubClient, is_commit, is_repo_id
+from hub.errors import NetworkError
+from hub.layout import safe_path
 from hub.window_cache import WindowCache
 
-__all__ = ["ReadStats", "RemoteFile", "RemoteReader", "hf_snapshot"]
+__all__ = ["MODEL_DEADLINE_S", "ReadStats", "RemoteFile", "RemoteReader", "hf_snapshot"]
+
+# Network time one model may take in all (headers, index, every window): a server slow on every
+# request cannot hold a crawl on one model for hours. 64 windows of 32 MiB need far less.
+MODEL_DEADLINE_S = 900.0
 
 
 class ReadStats:
@@ -59,7 +66,10 @@ class RemoteFile:
 
 
 class RemoteReader:
-    """Ranges of one repo's files at one commit, from the cheapest place that has them."""
+    """Ranges of one repo's files at one commit, from the cheapest place that has them.
+
+    Network reads stop after `deadline_s` seconds from the reader's creation (`NetworkError`).
+    """
 
     def __init__(
         self,
@@ -69,8 +79,11 @@ class RemoteReader:
         cache: WindowCache | None,
         snapshot: Path | None,
         stats: ReadStats | None = None,
+        deadline_s: float = MODEL_DEADLINE_S,
     ):
         self.client = client
+        self.deadline_s = deadline_s
+        self._deadline = time.monotonic() + deadline_s
         self.repo_id = repo_id
         self.revision = revision
         self.cache = cache
@@ -84,7 +97,7 @@ class RemoteReader:
         self._held[path] = prefix
 
     def _local(self, f: RemoteFile) -> Path | None:
-        if self.snapshot is None:
+        if self.snapshot is None or not safe_path(f.path):
             return None
         p = self.snapshot / f.path
         try:
@@ -121,6 +134,13 @@ class RemoteReader:
             if cached is not None:
                 self.stats.add(cached=len(cached))
                 return cached
+        if time.monotonic() > self._deadline:
+            raise NetworkError(
+                f"reading {self.repo_id} took over {self.deadline_s:.0f} s (the server is too "
+                "slow); run the crawl again later",
+                model_id=self.repo_id,
+                path=path,
+            )
         data, transferred = self.client.get_range(self.repo_id, self.revision, path, start, end)
         self.stats.add(fetched=transferred, requests=1)
         if self.cache is not None:
@@ -129,8 +149,12 @@ class RemoteReader:
 
 
 def hf_snapshot(repo_id: str, revision: str, hf_cache: Path | None) -> Path | None:
-    """The HF cache's snapshot folder of this repo at this commit, when it is there."""
-    if hf_cache is None:
+    """The HF cache's snapshot folder of this repo at this commit, when it is there.
+
+    Both come from the server: a repo id that is not `org/name` or a revision that is not a
+    40-hex commit sha (`../../outside`) never forms a path; there is no snapshot then.
+    """
+    if hf_cache is None or not (is_repo_id(repo_id) and is_commit(revision)):
         return None
     folder = hf_cache / f"models--{repo_id.replace('/', '--')}" / "snapshots" / revision
     return folder if folder.is_dir() else None

@@ -25,7 +25,14 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from hub.errors import NetworkError
 
-__all__ = ["RETRY_STATUSES", "RetryPolicy", "ShortBodyError", "retry_delay", "transport_errors"]
+__all__ = [
+    "RETRY_STATUSES",
+    "RetryPolicy",
+    "ShortBodyError",
+    "http_errors",
+    "retry_delay",
+    "transport_errors",
+]
 
 T = TypeVar("T")
 
@@ -50,6 +57,14 @@ def transport_errors() -> tuple[type[BaseException], ...]:
         if base.__name__ == "HTTPError" and module.startswith("httpx"):
             mod = __import__(module)
             return (mod.TransportError,)
+    return ()
+
+
+def http_errors() -> tuple[type[BaseException], ...]:
+    """Every exception of that HTTP library (`HTTPError`: transport, decoding, bad URLs...)."""
+    for base in HfHubHTTPError.__mro__:
+        if base.__name__ == "HTTPError" and base.__module__.split(".")[0].startswith("httpx"):
+            return (base,)
     return ()
 
 

@@ -22,11 +22,14 @@ import re
 import tempfile
 import threading
 from pathlib import Path
+from typing import TypeGuard
 
-__all__ = ["WindowCache", "default_cache_dir"]
+__all__ = ["WindowCache", "default_cache_dir", "is_content_hash"]
 
 _DIGEST = 16
-_KEY = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+# A content hash (LFS sha256, git blob sha1): hex digits only, so a key from a server can never
+# name another folder (`..`, `/`).
+_KEY = re.compile(r"^[0-9a-fA-F]{16,128}$")
 
 
 def default_cache_dir() -> Path:
@@ -35,6 +38,11 @@ def default_cache_dir() -> Path:
     if base:
         return Path(os.path.expandvars(base)).expanduser() / "windows"
     return Path.home() / ".cache" / "model-lineage" / "windows"
+
+
+def is_content_hash(key: object) -> TypeGuard[str]:
+    """Whether `key` may name a cache entry (hex digits, 16 to 128 of them)."""
+    return isinstance(key, str) and _KEY.match(key) is not None
 
 
 def _digest(data: bytes) -> bytes:
@@ -69,7 +77,7 @@ class WindowCache:
         Raises:
             ValueError: the key is not a plain hash-like string (it becomes a folder name).
         """
-        if not _KEY.match(key):
+        if not is_content_hash(key):
             raise ValueError(f"cache key {key!r} is not a content hash")
         return self.root / key[:2] / key / f"{start}-{end}.bin"
 

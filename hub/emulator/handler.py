@@ -40,6 +40,16 @@ def _rate_limited(hub: HubContext) -> ApiError:
     return ApiError(429, None, "Too many requests, retry later", **headers)
 
 
+def _tampered(hub: HubContext, req: Request) -> Answer:
+    """The answer `hub.tamper` makes of the route's (an error answer is tampered with too)."""
+    assert hub.tamper is not None
+    try:
+        answer = route(req)
+    except ApiError as err:
+        answer = error_answer(err)
+    return hub.tamper(req, answer)
+
+
 class Handler(BaseHTTPRequestHandler):
     """Answers the requests of one connection (keep-alive, HTTP/1.1)."""
 
@@ -90,7 +100,9 @@ class Handler(BaseHTTPRequestHandler):
         self._truncate = fault.kind == "truncate" and self.command == "GET"
         try:
             query = tuple(parse_qsl(split.query, keep_blank_values=True))
-            self._send(route(Request(hub, self.command, split.path, query, body, self.headers)))
+            req = Request(hub, self.command, split.path, query, body, self.headers)
+            answer = route(req) if hub.tamper is None else _tampered(hub, req)
+            self._send(answer)
         except ApiError as err:
             self._send(error_answer(err))
         except OSError as err:  # the client went away, or a file vanished mid-answer
@@ -126,7 +138,9 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        if answer.file is None:
+        if answer.file is None and answer.drip_s:
+            self._drip(answer.body, answer.drip_s)
+        elif answer.file is None:
             self._write_bytes(answer.body)
         elif answer.file.length:
             with open(answer.file.path, "rb") as fh:
@@ -141,6 +155,13 @@ class Handler(BaseHTTPRequestHandler):
         body = body[: self._kept(len(body))]
         self.server.hub.tally.sent(self._count_path, len(body))
         self.wfile.write(body)
+
+    def _drip(self, body: bytes, wait: float) -> None:
+        for i in range(len(body)):
+            time.sleep(wait)
+            self.server.hub.tally.sent(self._count_path, 1)
+            self.wfile.write(body[i : i + 1])
+            self.wfile.flush()
 
     def _write_file(self, fh: BinaryIO, start: int, length: int) -> None:
         tally = self.server.hub.tally

@@ -7,6 +7,7 @@ Endpoints are plain functions from a `Request` to an `Answer` (or an `ApiError`)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -32,6 +33,8 @@ class HubContext:
         page_size: most items per page of /api/models and of trees.
         tokens: bearer tokens that unlock gated and private repos.
         url: the server's base URL (for `Link` headers when a request has no `Host`).
+        tamper: (request, answer) -> the answer actually sent; tests play a hostile Hub with
+            it (garbage JSON, foreign `Link`s, traversal ids, huge or dripping bodies).
     """
 
     store: RepoStore
@@ -40,6 +43,7 @@ class HubContext:
     page_size: int
     tokens: frozenset[str]
     url: str
+    tamper: Callable[[Request, Answer], Answer] | None = None
 
 
 class ApiError(Exception):
@@ -93,12 +97,17 @@ class FileSpan:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A response: status, headers (Content-Length is added) and a body in memory or on disk."""
+    """A response: status, headers (Content-Length is added) and a body in memory or on disk.
+
+    `drip_s` > 0 sends an in-memory body one byte at a time, waiting that long before each
+    (a slow server, for tests).
+    """
 
     status: int
     headers: dict[str, str]
     body: bytes = b""
     file: FileSpan | None = None
+    drip_s: float = 0.0
 
     @property
     def length(self) -> int:

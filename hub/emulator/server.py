@@ -35,14 +35,14 @@ changes its old sha answers RevisionNotFound.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from os import PathLike
 
 from hub.emulator.counters import ServerCounters, Tally
 from hub.emulator.faults import FaultInjector, Faults
 from hub.emulator.handler import Handler
 from hub.emulator.listener import Listener
-from hub.emulator.messages import HubContext
+from hub.emulator.messages import Answer, HubContext, Request
 from hub.emulator.repos import RepoStore
 
 __all__ = ["PAGE_SIZE", "HubServer", "ServerCounters", "serve"]
@@ -126,6 +126,7 @@ def serve(
     tokens: Iterable[str] = (),
     prehash: bool = False,
     hash_cache: str | PathLike[str] | None = None,
+    tamper: Callable[[Request, Answer], Answer] | None = None,
 ) -> HubServer:
     """Start a Hub-compatible server over a zoo folder (docs/contracts.md layout).
 
@@ -141,6 +142,7 @@ def serve(
             can outlast the client's `HF_HUB_ETAG_TIMEOUT`, 10 s by default).
         hash_cache: JSON file of content hashes, read at start and written after `prehash` and
             at `stop()`, so that big files are hashed once across runs.
+        tamper: (request, answer) -> the answer sent instead (see `HubContext.tamper`).
 
     Returns:
         The running server; also a context manager that stops it on exit.
@@ -161,6 +163,7 @@ def serve(
         page_size=page_size,
         tokens=frozenset(tokens),
         url=f"http://{bound_host!s}:{bound_port}",
+        tamper=tamper,
     )
     server = HubServer(listener, listener.hub, hash_cache)
     try:
