@@ -298,6 +298,8 @@ def test_killed_crawl_resumes(hub_env, crawl_zoo, tmp_path):
         summary = run_crawl(store, server, tmp_path / "cache")
         assert summary.fingerprinted == len(GOOD) - before
         _assert_complete(store, crawl_zoo)
+        # the next run marked the dead one as killed, and finished its own
+        assert [r.status for r in store.runs()] == ["killed", "ok"]
 
 
 def _signatures(db: Path) -> int:

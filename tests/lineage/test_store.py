@@ -549,3 +549,29 @@ def test_default_db_path(monkeypatch: pytest.MonkeyPatch):
     assert default_db_path() == "lineage.db"
     monkeypatch.setenv("LINEAGE_DB", "/tmp/x.db")
     assert default_db_path() == "/tmp/x.db"
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_killed_at_the_next_start(tmp_path):
+    db = tmp_path / "db.sqlite"
+    # a real process starts a run and dies without finishing it (as after kill -9)
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path[:] = {[str(REPO_ROOT), *sys.path]!r}
+        from lineage.store import Store
+        store = Store({str(db)!r})
+        store.start_run("crawl", {{}})
+        os._exit(0)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    with Store(db) as store:
+        mine = store.start_run("fingerprint", {})  # a live run of this process
+        assert [r.status for r in store.runs()] == ["killed", "running"]
+        third = store.start_run("scan", {})
+        # a live run (this process) is never marked killed
+        assert [r.status for r in store.runs()] == ["killed", "running", "running"]
+        store.finish_run(mine, {"n": 1})
+        store.finish_run(third, {})
+        assert [r.status for r in store.runs()] == ["killed", "ok", "ok"]
+        assert store.runs()[1].summary == {"n": 1}
