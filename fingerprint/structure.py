@@ -64,23 +64,27 @@ def _grid_floor(x: float) -> int:
     return max(1, math.floor(2 ** (step / GRID)))
 
 
+def split_shared(pa: np.ndarray, pb: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(positions in both, A's positions not in B, B's not in A) of two sorted unique arrays."""
+    if pa.size == 0 or pb.size == 0:
+        return 0, pa, pb
+    in_b = pb[np.minimum(np.searchsorted(pb, pa), pb.size - 1)] == pa
+    in_a = pa[np.minimum(np.searchsorted(pa, pb), pa.size - 1)] == pb
+    return int(in_b.sum()), pa[~in_b], pb[~in_a]
+
+
 def effective_population(sa: SlotSignature, sb: SlotSignature) -> int:
     """The population the two slots' bottom-k behave as drawn from: n, or less where the
     windows' row or column pattern concentrates the extremes (never below k)."""
     rows, cols = window_grid(sa)
     if rows * cols != sa.n or sa.n != sb.n or sa.n < 2:
         return sa.n
-    pa, pb = sa.positions.astype(np.int64), sb.positions.astype(np.int64)
-    shared = np.intersect1d(pa, pb, assume_unique=True)
-    a, b = (
-        np.setdiff1d(pa, shared, assume_unique=True),
-        np.setdiff1d(pb, shared, assume_unique=True),
-    )
+    _, a, b = split_shared(sa.positions.astype(np.int64), sb.positions.astype(np.int64))
     f = max(
         _factor(a // cols, b // cols, rows, cols, sa.n),
         _factor(a % cols, b % cols, cols, rows, sa.n),
     )
     if f < MIN_FACTOR:
         return sa.n
-    k = max(pa.size, pb.size)
+    k = max(sa.positions.size, sb.positions.size)
     return max(k, _grid_floor(sa.n / f))
