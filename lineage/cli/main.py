@@ -9,13 +9,26 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from lineage.cli.spec import CommandParser, add_command
+from lineage.cli.spec import DB_HELP, CommandParser, add_command
 from lineage.cli.table import COMMANDS
 
 __all__ = ["build_parser", "main"]
 
-EPILOG = "Database: --db PATH, else $LINEAGE_DB, else ./lineage.db. Every command has --help."
+EPILOG = (
+    "Database: --db PATH (before or after COMMAND), else $LINEAGE_DB, else ./lineage.db. "
+    "Commands that only read it refuse a missing one. Every command has --help."
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"lineage {version('model-lineage')}"
+    except PackageNotFoundError:  # a checkout run without installing
+        return "lineage (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,9 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recover the family trees of machine-learning models from their weights.",
         epilog=EPILOG,
     )
-    parser.add_argument(
-        "--db", default=None, help="SQLite database (default: $LINEAGE_DB or ./lineage.db)"
-    )
+    parser.add_argument("--db", default=None, help=DB_HELP)
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         add_command(sub, command)
@@ -44,7 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.no_store:
             return args.func(args, None)
-        with Store(args.db or default_db_path()) as store:
+        path = args.db or default_db_path()
+        if args.reads and not Path(path).is_file():
+            print(
+                f"error: no database at {path}: check --db (or $LINEAGE_DB), or create it with "
+                "`lineage add` or `lineage crawl`",
+                file=sys.stderr,
+            )
+            return 1
+        with Store(path) as store:
             return args.func(args, store)
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)

@@ -54,6 +54,8 @@ class Command:
         args: its arguments, in order.
         store: False for commands that open no database (they get None).
         raw: keep the description's line breaks (it is already wrapped).
+        reads: True for commands that only read the database: a missing one is an error (a
+            mistyped --db must not become a new, empty database).
     """
 
     name: str
@@ -64,6 +66,10 @@ class Command:
     args: tuple[Arg, ...]
     store: bool = True
     raw: bool = False
+    reads: bool = False
+
+
+DB_HELP = "SQLite database (default: $LINEAGE_DB or ./lineage.db); before or after COMMAND"
 
 
 def _handler(target: str) -> Callable[[argparse.Namespace, Any], int]:
@@ -78,6 +84,9 @@ def _fill(parser: argparse.ArgumentParser, command: Command) -> None:
     """Give `parser` the command's description and arguments, reading lazy parts now."""
     if callable(command.description):
         parser.description = command.description()
+    if command.store:
+        # --db after the command as well as before it; SUPPRESS keeps the one given before
+        parser.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     for a in command.args:
         options = dict(a.options)
         if isinstance(options.get("choices"), Choices):
@@ -128,7 +137,7 @@ def add_command(subparsers: argparse._SubParsersAction, command: Command) -> Non
     p = subparsers.add_parser(
         command.name, help=command.help, description=description, formatter_class=formatter
     )
-    p.set_defaults(func=_handler(command.run), no_store=not command.store)
+    p.set_defaults(func=_handler(command.run), no_store=not command.store, reads=command.reads)
     if isinstance(p, CommandParser):
         p.defer(command)
     else:

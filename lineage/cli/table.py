@@ -197,6 +197,7 @@ COMMANDS: tuple[Command, ...] = (
             ),
             DEVICE,
         ),
+        reads=True,
     ),
     Command(
         "audit",
@@ -216,6 +217,7 @@ COMMANDS: tuple[Command, ...] = (
             ),
             DEVICE,
         ),
+        reads=True,
     ),
     Command(
         "anomalies",
@@ -224,10 +226,16 @@ COMMANDS: tuple[Command, ...] = (
         help="models whose declared lineage does not match their weights",
         description=anomalies_description,
         args=(
-            arg("--kind", action="append", help="only this kind (repeatable)"),
+            arg(
+                "--kind",
+                action="append",
+                choices=Choices("lineage.anomalies:ANOMALY_KINDS"),
+                help="only this kind (repeatable)",
+            ),
             JSON,
             DEVICE,
         ),
+        reads=True,
     ),
     Command(
         "report",
@@ -247,6 +255,7 @@ COMMANDS: tuple[Command, ...] = (
             arg("--no-figures", action="store_true", help="tables only"),
             DEVICE,
         ),
+        reads=True,
     ),
     Command(
         "plot",
@@ -265,6 +274,7 @@ COMMANDS: tuple[Command, ...] = (
             ),
             DEVICE,
         ),
+        reads=True,
     ),
     Command(
         "demo",

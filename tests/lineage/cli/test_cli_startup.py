@@ -26,6 +26,10 @@ def test_help_imports_no_heavy_library_and_no_command_module():
 
 
 def test_user_errors_exit_1_with_one_line(tmp_path):
+    from lineage.store import Store
+
+    with Store(tmp_path / "x.db"):
+        pass  # an empty database: readers refuse a missing one before they look for the model
     out = subprocess.run(
         [sys.executable, "-m", "lineage", "--db", str(tmp_path / "x.db"), "audit", "no/such-model"],
         capture_output=True,
