@@ -164,7 +164,7 @@ def _compare(args: argparse.Namespace, store: Store | None) -> int:
 def cmd_tree(args: argparse.Namespace, store: Store) -> int:
     """`lineage tree`: the recovered trees as JSON on stdout, or exported with --out."""
     from lineage.build import build_lineage
-    from lineage.present.export import export
+    from lineage.present.export import export, render
 
     graph = build_lineage(store, device=args.device)
     family = None
@@ -180,10 +180,7 @@ def cmd_tree(args: argparse.Namespace, store: Store) -> int:
             )
         family = node.family
     if args.out is None:
-        if args.format != "json":
-            print(f"error: --format {args.format} needs --out PATH", file=sys.stderr)
-            return 1
-        print_json(graph.to_json(family))
+        sys.stdout.write(render(graph, args.format, family))
         return 0
     for path in export(graph, args.format, args.out, family):
         print(f"wrote {path}")

@@ -193,7 +193,8 @@ COMMANDS: tuple[Command, ...] = (
             arg(
                 "--out",
                 metavar="PATH",
-                help="write here (csv writes PATH_nodes.csv and PATH_edges.csv)",
+                help="write here (csv writes PATH_nodes.csv and PATH_edges.csv); default: "
+                "stdout (for csv, the edges table)",
             ),
             DEVICE,
         ),

@@ -1,7 +1,9 @@
 """Exports of a LineageGraph: node-link JSON, GraphML, GEXF, CSV and DOT.
 
 GraphML and GEXF carry only scalar attributes, so lists become comma-separated text and None
-becomes an empty string; `to_networkx` keeps the real values. Every format carries each edge's
+becomes an empty string; `to_networkx` keeps the real values. GEXF names the node attribute
+`parents` `parent_ids` (GEXF reserves `parents` for its hierarchy), adds `label` and a `start`
+date for Gephi's timeline. `render` gives any format as text (stdout). Every format carries each edge's
 `direction` ("evidence" or "unknown") and `direction_by`; DOT draws an unknown direction dashed
 and without an arrowhead. Cousins (models sharing only tensors outside their blocks) are in the
 JSON tree (`"cousins"`) and drawn by DOT as grey dotted lines without arrows; the parent-edge
@@ -18,6 +20,7 @@ from lineage.records import LineageGraph
 
 if TYPE_CHECKING:  # networkx loads when a graph is built: `tree --help` reads FORMATS only
     import networkx as nx
+    import pandas as pd
 
 FORMATS = ("json", "graphml", "gexf", "csv", "dot")
 # extra DOT edge attributes by direction: a guessed direction is drawn without an arrowhead
@@ -47,19 +50,34 @@ def _flat(value: object) -> object:
     return value
 
 
-def _flat_graph(g: nx.DiGraph) -> nx.DiGraph:
+def _flat_graph(g: nx.DiGraph, gexf: bool = False) -> nx.DiGraph:
+    """Scalar attributes only; for GEXF also a `label`, `parents` renamed and a `start` date.
+
+    GEXF reserves `parents` for its node hierarchy (networkx wrote one `<parent>` per character
+    of the joined string, and Gephi built a bogus hierarchy): the node attribute is
+    `parent_ids` there. `start` (the upload date) gives Gephi its timeline.
+    """
     import networkx as nx
 
     flat = nx.DiGraph()
     for n, attrs in g.nodes(data=True):
-        flat.add_node(n, **{k: _flat(v) for k, v in attrs.items()})
+        node = {k: _flat(v) for k, v in attrs.items()}
+        if gexf:
+            node["parent_ids"] = node.pop("parents", "")
+            node["label"] = n
+            if attrs.get("created_at"):
+                node["start"] = str(attrs["created_at"])[:10]  # YYYY-MM-DD: a GEXF date
+        flat.add_node(n, **node)
     for u, v, attrs in g.edges(data=True):
         flat.add_edge(u, v, **{k: _flat(x) for k, x in attrs.items()})
     return flat
 
 
 def _dot_id(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT double-quoted string: backslashes and quotes escaped, a newline as DOT's line break
+    (`\\n` inside the quotes, written once)."""
+    escaped = s.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n") + '"'
 
 
 def to_dot(graph: LineageGraph, family: str | None = None) -> str:
@@ -67,7 +85,7 @@ def to_dot(graph: LineageGraph, family: str | None = None) -> str:
     lines = ["digraph lineage {", "  rankdir=TB;", '  node [shape=box, fontname="Helvetica"];']
     for n in doc["nodes"]:
         color = "red" if n["anomalies"] else "black"
-        label = f"{n['id']}\\n{n['relation'] or 'root'} | {n['downloads']} dl"
+        label = f"{n['id']}\n{n['relation'] or 'root'} | {n['downloads']} dl"
         lines.append(f"  {_dot_id(n['id'])} [label={_dot_id(label)}, color={color}];")
     for e in doc["edges"]:
         label = f"{e['relation']} {e['overlap']:.2f}"
@@ -85,36 +103,50 @@ def to_dot(graph: LineageGraph, family: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render(graph: LineageGraph, fmt: str, family: str | None = None) -> str:
+    """The graph in `fmt` as text (what `tree --format FMT` prints without --out).
+
+    `csv` as text is the edges table (the lineage itself); `export` writes nodes and edges.
+    """
+    import io
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "json":
+        return json.dumps(graph.to_json(family), indent=2) + "\n"
+    if fmt == "dot":
+        return to_dot(graph, family)
+    if fmt == "csv":
+        return _table(graph.to_json(family)["edges"]).to_csv(index=False)
+    import networkx as nx
+
+    buf = io.BytesIO()
+    g = _flat_graph(to_networkx(graph, family), gexf=fmt == "gexf")
+    (nx.write_graphml if fmt == "graphml" else nx.write_gexf)(g, buf)
+    return buf.getvalue().decode("utf-8")
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame([{k: _flat(v) for k, v in r.items()} for r in rows])
+
+
 def export(graph: LineageGraph, fmt: str, out: str | Path, family: str | None = None) -> list[Path]:
     """Write the graph in `fmt` to `out` and return the files written.
 
     `csv` writes two files next to each other: `<out stem>_nodes.csv` and `<out stem>_edges.csv`.
     """
-    import pandas as pd
-
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "json":
-        out.write_text(json.dumps(graph.to_json(family), indent=2) + "\n")
-        return [out]
-    if fmt == "dot":
-        out.write_text(to_dot(graph, family))
-        return [out]
     if fmt == "csv":
         doc = graph.to_json(family)
         stem = out.with_suffix("")
         nodes, edges = Path(f"{stem}_nodes.csv"), Path(f"{stem}_edges.csv")
-        pd.DataFrame([{k: _flat(v) for k, v in n.items()} for n in doc["nodes"]]).to_csv(
-            nodes, index=False
-        )
-        pd.DataFrame([{k: _flat(v) for k, v in e.items()} for e in doc["edges"]]).to_csv(
-            edges, index=False
-        )
+        _table(doc["nodes"]).to_csv(nodes, index=False)
+        _table(doc["edges"]).to_csv(edges, index=False)
         return [nodes, edges]
-    import networkx as nx
-
-    g = _flat_graph(to_networkx(graph, family))
-    (nx.write_graphml if fmt == "graphml" else nx.write_gexf)(g, out)
+    out.write_text(render(graph, fmt, family))
     return [out]
