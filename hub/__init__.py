@@ -26,6 +26,7 @@ _EXPORTS = {
     "NoSafetensorsError": "hub.errors",
     "MalformedFileError": "hub.errors",
     "NetworkError": "hub.errors",
+    "OfflineError": "hub.errors",
 }
 __all__ = sorted(_EXPORTS)
 

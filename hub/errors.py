@@ -6,6 +6,7 @@
     ├── NoSafetensorsError       only pickle checkpoints (.bin/.pt/.ckpt)   (status: no_safetensors)
     ├── MalformedFileError       a safetensors file that does not parse     (status: malformed)
     └── NetworkError             retries exhausted, truncated bodies, resets (status: network)
+        └── OfflineError         HF_HUB_OFFLINE is set: nothing is sent     (status: network)
 
 `status` is the short code stored in the database; `str(err)` is one sentence that names the
 model and says what to do.
@@ -41,3 +42,7 @@ class MalformedFileError(HubError):
 
 class NetworkError(HubError):
     status = "network"
+
+
+class OfflineError(NetworkError):
+    """huggingface_hub's offline mode is on (`HF_HUB_OFFLINE=1`): the Hub is not reached."""

@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 from huggingface_hub.utils import get_session, hf_raise_for_status
 
-from hub.errors import NetworkError
+from hub.errors import NetworkError, OfflineError
 
 __all__ = ["DEADLINE_S", "MAX_REDIRECTS", "Answer", "BodyTooLargeError", "get", "origin"]
 
@@ -80,6 +80,13 @@ def _headers_for(url: str, headers: Mapping[str, str], auth_origin: str) -> dict
     return {k: v for k, v in headers.items() if k.lower() != "authorization"}
 
 
+def _offline() -> bool:
+    """Whether huggingface_hub's offline mode is on (read at call time, as it reads it)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
 def get(
     url: str,
     *,
@@ -113,9 +120,16 @@ def get(
 
     Raises:
         NetworkError: too many redirects, a redirect without a target, the deadline passed.
+        OfflineError: HF_HUB_OFFLINE is set (nothing is sent).
         BodyTooLargeError: more than `max_bytes` of body.
         transport errors of the HTTP library (`hub.retry.transport_errors`), to be retried.
     """
+    if _offline():
+        raise OfflineError(
+            f"{what}: HF_HUB_OFFLINE is set, so the Hub is not reached; unset it to crawl or "
+            "scan, or add local folders and the HF cache with `lineage add`",
+            model_id=model_id,
+        )
     session = get_session()
     start = time.monotonic()
     if byte_range is not None:
