@@ -1,7 +1,8 @@
 """`lineage`: a thin shell over the library. Each subcommand is one row of `lineage.cli.table`.
 
 Parse, call the row's handler, print; errors become exit codes only here: 0 success, 1 a
-user-facing error (one line saying what to do), 2 usage errors, 130 interrupted.
+user-facing error (one line saying what to do), 2 usage errors, 130 interrupted, 141 the reader
+of stdout went away (`lineage scan --json | head`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush finds no broken pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout (a test's)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `lineage` with `argv` (default: sys.argv[1:]) and return the exit code."""
     args = build_parser().parse_args(argv)
@@ -72,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; work done so far is saved, re-run to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (`| head`): nothing more to say, to anyone
+        return 141
 
 
 if __name__ == "__main__":

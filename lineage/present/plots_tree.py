@@ -264,14 +264,19 @@ def plot_family_tree(
         The PNG and SVG paths.
 
     Raises:
-        ValueError: `family` is neither a family nor a model of the tree.
+        UnknownModelError: `family` is neither a family nor a model of the tree.
     """
     families = families_by_size(tree)
     if family is not None:
         member_of = {n["id"]: fam for fam, ns in families for n in ns}
         name = family if family in dict(families) else member_of.get(family)
         if name is None:
-            raise ValueError(f"{family!r} is not a family or a model of the tree")
+            from lineage.errors import UnknownModelError
+
+            raise UnknownModelError(
+                family,
+                f"{family!r} is not a family or a model of the tree; `lineage tree` lists them",
+            )
         shown = [(name, dict(families)[name])]
     else:
         shown = families[:max_families]

@@ -134,7 +134,9 @@ def test_family_tree_of_one_family_by_member_id(tree, tmp_path):
     one = plot_family_tree(tree, tmp_path / "one.svg", family="org3/llama-merge")
     assert [p.name for p in one] == ["one.png", "one.svg"]
     assert_figure(one)
-    with pytest.raises(ValueError, match="not a family"):
+    from lineage.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError, match="not a family"):
         plot_family_tree(tree, tmp_path / "x", family="nobody/nothing")
 
 
