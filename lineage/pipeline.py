@@ -8,6 +8,7 @@ marked with its status and reason); it never stops the others.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,6 +324,10 @@ def fingerprint_models(
     return FingerprintSummary(tuple(done), tuple(skipped), tuple(failed), total_bytes)
 
 
+# A Hub reference where a path could go: org/name, optionally @revision (a branch, tag or sha).
+_HUB_REF = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}(@[\w./-]{1,128})?")
+
+
 def resolve_signature(
     store: Store | None,
     ref: str,
@@ -330,11 +335,13 @@ def resolve_signature(
     device: str = "auto",
     params: SignatureParams | None = None,
 ) -> Signature:
-    """The signature of `ref`: a model id in the store, else a local model folder.
+    """The signature of `ref`: a model id in the store, else a local model folder, else a Hub
+    repo id (`org/name`, or `org/name@REVISION`) read from the configured endpoint.
 
     A stored model without a current signature (`lineage.catalogue`: its revision and these
-    parameters) is fingerprinted and the signature stored; a folder that is not in the store
-    is fingerprinted without storing anything.
+    parameters) is fingerprinted and the signature stored; a folder or a Hub model that is not
+    in the store is fingerprinted without storing anything (a Hub model reads only its windows,
+    and reuses the HF cache's snapshot when there is one).
     """
     params = params or SignatureParams()
     record = store.get_model(ref) if store is not None else None
@@ -348,10 +355,24 @@ def resolve_signature(
     if Path(ref).is_dir():
         model = open_local_model(ref, model_id=ref)
         return compute_signature(model, params=params, device=device)
+    if _HUB_REF.fullmatch(ref):
+        from hub.hubsource import open_hub_model
+
+        repo_id, _, revision = ref.partition("@")
+        try:
+            hub_model = open_hub_model(repo_id, revision=revision or None)
+        except HubError as err:
+            raise UnknownModelError(
+                ref,
+                f"{ref!r} is neither a model in the database nor a folder, and the Hub could "
+                f"not give it ({one_line(str(err), 300)}); pass a folder path or a repo id the "
+                "endpoint has, or `lineage add` it first",
+            ) from None
+        return compute_signature(hub_model, params=params, device=device)
     raise UnknownModelError(
         ref,
-        f"{ref!r} is neither a model in the database nor a model folder; "
-        "pass a folder path, or `lineage add` it first",
+        f"{ref!r} is neither a model in the database, a model folder nor a Hub id (org/name); "
+        "pass a folder path or a repo id, or `lineage add` it first",
     )
 
 

@@ -56,6 +56,7 @@ class Command:
         raw: keep the description's line breaks (it is already wrapped).
         reads: True for commands that only read the database: a missing one is an error (a
             mistyped --db must not become a new, empty database).
+        db: False for commands that take no --db at all (demo writes its own).
     """
 
     name: str
@@ -67,6 +68,7 @@ class Command:
     store: bool = True
     raw: bool = False
     reads: bool = False
+    db: bool = True
 
 
 DB_HELP = "SQLite database (default: $LINEAGE_DB or ./lineage.db); before or after COMMAND"
@@ -84,7 +86,7 @@ def _fill(parser: argparse.ArgumentParser, command: Command) -> None:
     """Give `parser` the command's description and arguments, reading lazy parts now."""
     if callable(command.description):
         parser.description = command.description()
-    if command.store:
+    if command.db:
         # --db after the command as well as before it; SUPPRESS keeps the one given before
         parser.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     for a in command.args:

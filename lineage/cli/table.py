@@ -292,6 +292,7 @@ COMMANDS: tuple[Command, ...] = (
             DEVICE,
         ),
         store=False,
+        db=False,
     ),
     Command(
         "crawl",

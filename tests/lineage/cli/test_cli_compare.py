@@ -146,7 +146,8 @@ def test_human_output_and_module_entry_point(models, tmp_path):
 
 
 def test_unknown_reference_is_one_clear_error(capsys, tmp_path):
-    code = main(["--db", str(tmp_path / "l.db"), "compare", "nope/missing", str(tmp_path)])
+    # a path that is no folder (a Hub id is looked up on the endpoint: test_cli_compare_hub)
+    code = main(["--db", str(tmp_path / "l.db"), "compare", "./nope/missing", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and "nope/missing" in err and "lineage add" in err
