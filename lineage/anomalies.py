@@ -195,6 +195,24 @@ def _mislabeled(s: Subject) -> list[Finding]:
     return out
 
 
+# most severe first: the CLI lists anomalies in this order, and `--fail-on LEVEL` fails on
+# LEVEL and everything before it
+SEVERITIES = ("high", "medium", "low")
+
+
+def at_least(anomalies: Sequence[Anomaly], level: str) -> list[Anomaly]:
+    """The anomalies of severity `level` or more severe."""
+    worst = SEVERITIES.index(level)
+    return [a for a in anomalies if SEVERITIES.index(a.severity) <= worst]
+
+
+def by_severity(anomalies: Sequence[Anomaly]) -> list[Anomaly]:
+    """Most severe first, then by score (highest first), model and kind."""
+    return sorted(
+        anomalies, key=lambda a: (SEVERITIES.index(a.severity), -a.score, a.model, a.kind)
+    )
+
+
 def _fixed(level: str) -> Callable[[Subject], str]:
     return lambda s: level
 

@@ -187,20 +187,28 @@ def cmd_tree(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+# `anomalies --fail-on LEVEL` found one: not 1 (an error) nor 2 (usage), so CI can tell them
+FAIL_ON_EXIT = 3
+
+
 def cmd_anomalies(args: argparse.Namespace, store: Store) -> int:
-    """`lineage anomalies`: the anomalies of the recovered graph, optionally of some kinds."""
+    """`lineage anomalies`: the anomalies of the recovered graph, most severe first, optionally
+    of some kinds; with --fail-on LEVEL the exit code is 3 when one of that severity or worse
+    is found (for CI)."""
+    from lineage.anomalies import at_least, by_severity
     from lineage.build import build_lineage
 
     graph = build_lineage(store, device=args.device)
-    found = [a for a in graph.anomalies if args.kind is None or a.kind in args.kind]
+    found = by_severity([a for a in graph.anomalies if args.kind is None or a.kind in args.kind])
+    failing = bool(args.fail_on and at_least(found, args.fail_on))
     if args.json:
         print_json([a.to_dict() for a in found])
-        return 0
-    if not found:
-        print("no anomalies found")
-    for a in found:
-        print(f"{a.severity:<6} {a.kind:<24} {a.model}\n       {a.evidence}")
-    return 0
+    else:
+        if not found:
+            print("no anomalies found")
+        for a in found:
+            print(f"{a.severity:<6} {a.kind:<24} {a.model}\n       {a.evidence}")
+    return FAIL_ON_EXIT if failing else 0
 
 
 def cmd_audit(args: argparse.Namespace, store: Store) -> int:

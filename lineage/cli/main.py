@@ -1,8 +1,8 @@
 """`lineage`: a thin shell over the library. Each subcommand is one row of `lineage.cli.table`.
 
 Parse, call the row's handler, print; errors become exit codes only here: 0 success, 1 a
-user-facing error (one line saying what to do), 2 usage errors, 130 interrupted, 141 the reader
-of stdout went away (`lineage scan --json | head`).
+user-facing error (one line saying what to do), 2 usage errors, 3 `anomalies --fail-on` found
+one, 130 interrupted, 141 the reader of stdout went away (`lineage scan --json | head`).
 """
 
 from __future__ import annotations

@@ -233,6 +233,11 @@ COMMANDS: tuple[Command, ...] = (
                 choices=Choices("lineage.anomalies:ANOMALY_KINDS"),
                 help="only this kind (repeatable)",
             ),
+            arg(
+                "--fail-on",
+                choices=Choices("lineage.anomalies:SEVERITIES"),
+                help="exit 3 when an anomaly of this severity or worse is found (for CI)",
+            ),
             JSON,
             DEVICE,
         ),

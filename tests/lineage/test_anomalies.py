@@ -196,3 +196,18 @@ def test_the_rules_table_is_the_one_list_of_kinds():
     assert not hasattr(lineage.records, "ANOMALY_KINDS")
     assert evaluation.ANOMALY_KINDS is ANOMALY_KINDS
     assert {r.kind: r.label for r in RULES} == plots_tree.ANOMALY_SHORT
+
+
+def test_severity_order_and_threshold():
+    from lineage.anomalies import at_least, by_severity
+    from lineage.records import Anomaly
+
+    found = [
+        Anomaly("b", "reupload", "low", 0.5, "e"),
+        Anomaly("a", "missing_base", "medium", 0.9, "e"),
+        Anomaly("c", "declared_base_mismatch", "high", 0.6, "e"),
+        Anomaly("d", "missing_base", "medium", 0.95, "e"),
+    ]
+    assert [a.model for a in by_severity(found)] == ["c", "d", "a", "b"]
+    assert [a.model for a in at_least(found, "medium")] == ["a", "c", "d"]
+    assert at_least(found, "low") == found

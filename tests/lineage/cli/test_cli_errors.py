@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 
@@ -53,3 +54,18 @@ def test_a_real_pipe_closed_early_prints_no_traceback(db):
     err = proc.stderr.read().decode()
     proc.wait(timeout=120)
     assert "Traceback" not in err
+
+
+def test_anomalies_fail_on_a_severity_for_ci(db, capsys):
+    # org/ft is derived from org/base and declares nothing: missing_base and, with no
+    # downloads and a near copy, suspicious_copy, both medium
+    capsys.readouterr()
+    assert main(["--db", db, "anomalies", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [(a["kind"], a["severity"]) for a in found] == [
+        ("missing_base", "medium"),
+        ("suspicious_copy", "medium"),
+    ]
+    assert main(["--db", db, "anomalies", "--fail-on", "high"]) == 0
+    assert main(["--db", db, "anomalies", "--fail-on", "medium"]) == 3
+    assert main(["--db", db, "anomalies", "--fail-on", "low", "--kind", "reupload"]) == 0
