@@ -1,12 +1,19 @@
-"""Store -> lineage graph, with per-pair results cached in the store.
+"""Store -> lineage graph, with per-pair results and the graph itself cached in the store.
 
 Pair results are keyed by both models' revisions: a pair is recomputed only when one of its
-models changed (a new revision drops its signature and pairs in the store).
+models changed (a new revision drops its signature and pairs in the store). The built graph is
+kept under a key made of the store's state (every model row and signature stamp), the graph
+parameters and the code that builds graphs; `tree`, `audit` and `anomalies` on an unchanged
+store read it instead of rebuilding.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from fingerprint.comparison import PairResult
 from hub.records import ModelRecord
@@ -18,9 +25,47 @@ from lineage.paircache import cached_pairs, pair_result
 from lineage.records import Anomaly, Edge, LineageGraph, Node
 from lineage.store import Store
 
+# The modules whose code decides a graph: a change to any of them rebuilds stored graphs.
+_GRAPH_CODE = (
+    "fingerprint.comparison",
+    "fingerprint.structure",
+    "fingerprint.alignment",
+    "fingerprint.significance",
+    "lineage.allpairs",
+    "lineage.anomalies",
+    "lineage.build",
+    "lineage.graph",
+    "lineage.paircache",
+    "lineage.records",
+)
+
+
+@cache
+def _code_digest() -> str:
+    import importlib
+
+    h = hashlib.sha256()
+    for name in _GRAPH_CODE:
+        path = Path(importlib.import_module(name).__file__ or "")
+        files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+        for f in files:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def graph_key(store: Store, params: GraphParams) -> str:
+    """The key a graph built now from `store` with `params` is stored under."""
+    parts = [_code_digest(), repr(params), store.state_digest()]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
 
 def build_lineage(
-    store: Store, *, params: GraphParams | None = None, device: str = "auto"
+    store: Store,
+    *,
+    params: GraphParams | None = None,
+    device: str = "auto",
+    reuse: bool = True,
 ) -> LineageGraph:
     """Recover the lineage of everything the store holds a current signature for.
 
@@ -32,25 +77,36 @@ def build_lineage(
         store: the database.
         params: thresholds and weights of the graph.
         device: for the co-occurrence product.
+        reuse: read the stored graph when the store, the parameters and the code are what it
+            was built from (`graph_key`); False always rebuilds (and stores the result).
 
     Returns:
         The graph; `graph.params["pairs_compared"]` says how many pair comparisons this call
-        computed (the rest came from the store's cache).
+        computed (the rest came from the store's cache), `graph.params["reused"]` whether it
+        was read from the store.
 
     Raises:
         LineageError: no model has a current signature.
     """
+    params = params or GraphParams()
+    key = graph_key(store, params)
+    stored = store.get_graph(key) if reuse else None
+    if stored is not None:
+        graph = LineageGraph.from_dict(json.loads(stored))
+        graph.params.update(pairs_compared=0, reused=True)
+        return graph
     records, sigs = load_inputs(store)
     if not sigs:
         raise LineageError(
             "no fingerprinted models in the database; run `lineage add PATH` or `lineage crawl` first"
         )
-    params = params or GraphParams()
     stats = significant_pairs(sigs, alpha=params.alpha, device=device)
     counter = {"compared": 0}
     pairs = cached_pairs(store, records, sigs, stats, counter, top=detail_top(stats, params))
     graph = recover_with_anomalies(records, sigs, stats, pairs, params=params)
     graph.params["pairs_compared"] = counter["compared"]
+    graph.params["reused"] = False
+    store.put_graph(key, json.dumps(graph.to_dict()))
     return graph
 
 

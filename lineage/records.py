@@ -120,6 +120,33 @@ class LineageGraph:
             "params": dict(self.params),
         }
 
+    def to_dict(self) -> dict:
+        """Everything the graph holds, as JSON-ready data (`from_dict` reads it back)."""
+        return {
+            "nodes": [asdict(n) for n in self.nodes],
+            "edges": [asdict(e) for e in self.edges],
+            "anomalies": [a.to_dict() for a in self.anomalies],
+            "params": dict(self.params),
+            "cousins": [c.to_dict() for c in self.cousins],
+        }
+
+    @staticmethod
+    def from_dict(d: dict) -> LineageGraph:
+        """Inverse of `to_dict` (lists become the records' tuples again)."""
+
+        def tuples(record: dict, *names: str) -> dict:
+            return {**record, **{n: tuple(record[n]) for n in names if n in record}}
+
+        return LineageGraph(
+            nodes=tuple(
+                Node(**tuples(n, "parents", "declared_base", "anomalies")) for n in d["nodes"]
+            ),
+            edges=tuple(Edge(**tuples(e, "direction_by", "notes")) for e in d["edges"]),
+            anomalies=tuple(Anomaly(**tuples(a, "related")) for a in d["anomalies"]),
+            params=dict(d.get("params", {})),
+            cousins=tuple(Cousin(**tuples(c, "shared")) for c in d.get("cousins", ())),
+        )
+
     def families(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for n in self.nodes:

@@ -10,13 +10,14 @@ of run parameters) that look like credentials are dropped before they are writte
 
 Modules, one job each: `rows` (records and their SQLite form), `schema` (migrations),
 `connection` (open, migrate, transactions), and one per table: `models`, `signatures` (with the
-freshness rule), `pairs`, `runs`.
+freshness rule), `pairs`, `runs`, `graphs` (the last built graph).
 """
 
 from __future__ import annotations
 
 import os
 
+from lineage.store.graphs import GraphTable
 from lineage.store.models import ModelTable
 from lineage.store.pairs import PairTable
 from lineage.store.rows import PairRow, RunRow, SignatureRow, scrub_secrets
@@ -47,7 +48,7 @@ def default_db_path() -> str:
     return os.environ.get("LINEAGE_DB") or DEFAULT_DB
 
 
-class Store(ModelTable, SignatureTable, PairTable, RunTable):
+class Store(ModelTable, SignatureTable, PairTable, RunTable, GraphTable):
     """A model-lineage database in one SQLite file.
 
     Use it as a context manager (`with Store(path) as store: ...`) or call `close()`. `path` may be

@@ -121,5 +121,12 @@ def _v2_pair_detail_once(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE pairs SET detail = ? WHERE a = ? AND b = ?", (dumps(detail), a, b))
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_pair_detail_once)
+def _v3_graphs(conn: sqlite3.Connection) -> None:
+    """Version 3: the last built graph, keyed by the state of the store it was built from."""
+    conn.execute(
+        "CREATE TABLE graphs (key TEXT PRIMARY KEY, built_at TEXT NOT NULL, doc TEXT NOT NULL)"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_pair_detail_once, _v3_graphs)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -209,7 +209,10 @@ def test_store_build_equals_build_graph_on_the_same_signatures(tmp_path):
     direct = build_graph(records, sigs, device="cpu")
     assert built.anomalies == direct.anomalies and built.anomalies
     assert built.to_json() == direct.to_json() | {"params": built.to_json()["params"]}
-    assert built.params == direct.params | {"pairs_compared": built.params["pairs_compared"]}
+    assert built.params == direct.params | {
+        "pairs_compared": built.params["pairs_compared"],
+        "reused": False,
+    }
 
 
 def test_json_follows_the_contract(graph):
@@ -311,7 +314,7 @@ def test_pair_results_are_cached_and_recomputed_only_for_changed_models(tmp_path
         pipeline.fingerprint_models(store, device="cpu")
         first = build_lineage(store, device="cpu")
         assert first.params["pairs_compared"] == 6  # every pair once: related or background
-        again = build_lineage(store, device="cpu")
+        again = build_lineage(store, device="cpu", reuse=False)  # the pair cache, not the graph's
         assert again.params["pairs_compared"] == 0
         assert again.to_json() == first.to_json() | {"params": again.to_json()["params"]}
         write_model(zoo / "org/c", noisy(base, 0.3, seed=3))  # c changes

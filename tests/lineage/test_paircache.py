@@ -121,7 +121,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_pairs(tmp_path: Path, re
         )
         before = {(r.a, r.b): r for r in old.pairs()}
     with Store(db) as store:
-        assert store.schema_version == len(MIGRATIONS) == 2
+        assert store.schema_version == len(MIGRATIONS) == 3
         after = {(r.a, r.b): r for r in store.pairs()}
         assert set(after) == set(before)
         for key, row in after.items():
@@ -133,7 +133,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_pairs(tmp_path: Path, re
         assert (upgraded.a, upgraded.slots_a, upgraded.slots_b) == ("org/a", 9, 7)
         assert after["org/b", "org/c"].detail == {}
         versions = store._connection().execute("SELECT version FROM schema_version").fetchall()
-        assert [v[0] for v in versions] == [1, 2]
+        assert [v[0] for v in versions] == [1, 2, 3]
     # opening again changes nothing
     with Store(db) as store:
         assert json.dumps([r.detail for r in store.pairs()]) == json.dumps(
