@@ -10,20 +10,22 @@ store read it instead of rebuilding.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fingerprint.comparison import PairResult
-from hub.records import ModelRecord
-from lineage.allpairs import significant_pairs
-from lineage.catalogue import load_inputs
 from lineage.errors import LineageError
-from lineage.graph import GraphParams, detail_top, recover_with_anomalies
-from lineage.paircache import cached_pairs, pair_result
 from lineage.records import Anomaly, Edge, LineageGraph, Node
 from lineage.store import Store
+
+if TYPE_CHECKING:  # reading a stored graph imports none of these (nor torch, scipy, networkx)
+    from fingerprint.comparison import PairResult
+    from hub.records import ModelRecord
+    from lineage.graph import GraphParams
+
 
 # The modules whose code decides a graph: a change to any of them rebuilds stored graphs.
 _GRAPH_CODE = (
@@ -42,11 +44,11 @@ _GRAPH_CODE = (
 
 @cache
 def _code_digest() -> str:
-    import importlib
-
+    """A digest of the source of `_GRAPH_CODE` (found, not imported)."""
     h = hashlib.sha256()
     for name in _GRAPH_CODE:
-        path = Path(importlib.import_module(name).__file__ or "")
+        spec = importlib.util.find_spec(name)
+        path = Path(spec.origin if spec and spec.origin else "")
         files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
         for f in files:
             h.update(f.name.encode())
@@ -54,9 +56,10 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def graph_key(store: Store, params: GraphParams) -> str:
-    """The key a graph built now from `store` with `params` is stored under."""
-    parts = [_code_digest(), repr(params), store.state_digest()]
+def graph_key(store: Store, params: GraphParams | None) -> str:
+    """The key a graph built now from `store` with `params` is stored under (None: the
+    defaults, which are part of the code digested)."""
+    parts = [_code_digest(), "defaults" if params is None else repr(params), store.state_digest()]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -88,13 +91,18 @@ def build_lineage(
     Raises:
         LineageError: no model has a current signature.
     """
-    params = params or GraphParams()
     key = graph_key(store, params)
     stored = store.get_graph(key) if reuse else None
     if stored is not None:
         graph = LineageGraph.from_dict(json.loads(stored))
         graph.params.update(pairs_compared=0, reused=True)
         return graph
+    from lineage.allpairs import significant_pairs
+    from lineage.catalogue import load_inputs
+    from lineage.graph import GraphParams, detail_top, recover_with_anomalies
+    from lineage.paircache import cached_pairs
+
+    params = params or GraphParams()
     records, sigs = load_inputs(store)
     if not sigs:
         raise LineageError(
@@ -155,6 +163,8 @@ class Audit:
 
 def audit(store: Store, model_id: str, *, top: int = 5, device: str = "auto") -> Audit:
     """Declared vs recovered lineage of one model, its closest relatives and anomalies."""
+    from lineage.paircache import pair_result
+
     record = store.require_model(model_id)
     graph = build_lineage(store, device=device)
     node = next((n for n in graph.nodes if n.id == model_id), None)

@@ -53,3 +53,21 @@ def test_a_changed_model_other_params_or_no_reuse_rebuild(db):
         assert build_lineage(store, device="cpu").params["reused"] is True
         assert build_lineage(store, params=GraphParams(popularity=0.5)).params["reused"] is False
         assert build_lineage(store, device="cpu", reuse=False).params["reused"] is False
+
+
+def test_reading_a_stored_graph_imports_no_heavy_library(db):
+    import subprocess
+    import sys
+
+    with Store(db) as store:
+        build_lineage(store, device="cpu")
+    code = (
+        "import sys\n"
+        "from lineage.store import Store\n"
+        "from lineage.build import build_lineage\n"
+        f"g = build_lineage(Store({str(db)!r}))\n"
+        "assert g.params['reused'] is True\n"
+        "print(sorted(m for m in ('torch', 'scipy', 'networkx', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
