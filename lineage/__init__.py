@@ -23,6 +23,7 @@ _EXPORTS = {
     "LineageGraph": "lineage.records",
     "Node": "lineage.records",
     "Edge": "lineage.records",
+    "Relative": "lineage.records",
     "Cousin": "lineage.records",
     "Anomaly": "lineage.records",
     "export": "lineage.present.export",

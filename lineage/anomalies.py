@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lineage.records import Anomaly, Edge, LineageGraph, Node
+from lineage.records import Anomaly, Edge, LineageGraph, Node, Relative
 
 if TYPE_CHECKING:  # kept light: the CLI reads RULES for its help without numpy or torch
     from fingerprint.comparison import PairResult
@@ -176,6 +176,16 @@ def _declared_base_mismatch(s: Subject) -> list[Finding]:
     return [Finding(score, "; ".join(evid), tuple(sorted(s.parents)) + s.known)]
 
 
+def _relatives(s: Subject, related: Sequence[str]) -> tuple[Relative, ...]:
+    """The model's comparison with each related model that was compared, as fields."""
+    out = []
+    for other in related:
+        p = s.pair(other)
+        if p is not None:
+            out.append(Relative(other, p.verdict, p.overlap, p.identity, p.p_value))
+    return tuple(out)
+
+
 def _cousin(p: PairResult | None) -> bool:
     return p is not None and p.verdict == "cousin"
 
@@ -331,6 +341,14 @@ def find_anomalies(
         for rule in _REPORTED:
             for f in rule.find(s):
                 out.append(
-                    Anomaly(s.id, rule.kind, rule.severity(s), f.score, f.evidence, f.related)
+                    Anomaly(
+                        s.id,
+                        rule.kind,
+                        rule.severity(s),
+                        f.score,
+                        f.evidence,
+                        f.related,
+                        _relatives(s, f.related),
+                    )
                 )
     return out

@@ -72,8 +72,23 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class Relative:
+    """The evidence an anomaly rests on, as fields: its model against one related model."""
+
+    model: str
+    verdict: str
+    overlap: float
+    identity: float
+    p_value: float
+
+
+@dataclass(frozen=True, slots=True)
 class Anomaly:
-    """Something that does not add up, with how sure we are and why."""
+    """Something that does not add up, with how sure we are and why.
+
+    `evidence` says it in words; `relatives` gives the numbers it rests on (the comparison of
+    the model with each related model that was compared), for programs.
+    """
 
     model: str
     kind: str
@@ -81,11 +96,24 @@ class Anomaly:
     score: float
     evidence: str
     related: tuple[str, ...] = ()
+    relatives: tuple[Relative, ...] = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["related"] = list(self.related)
+        d["relatives"] = [asdict(r) for r in self.relatives]
         return d
+
+    @staticmethod
+    def from_dict(d: dict) -> Anomaly:
+        """Inverse of `to_dict`."""
+        return Anomaly(
+            **{
+                **d,
+                "related": tuple(d.get("related", ())),
+                "relatives": tuple(Relative(**r) for r in d.get("relatives", ())),
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +170,7 @@ class LineageGraph:
                 Node(**tuples(n, "parents", "declared_base", "anomalies")) for n in d["nodes"]
             ),
             edges=tuple(Edge(**tuples(e, "direction_by", "notes")) for e in d["edges"]),
-            anomalies=tuple(Anomaly(**tuples(a, "related")) for a in d["anomalies"]),
+            anomalies=tuple(Anomaly.from_dict(a) for a in d["anomalies"]),
             params=dict(d.get("params", {})),
             cousins=tuple(Cousin(**tuples(c, "shared")) for c in d.get("cousins", ())),
         )

@@ -66,6 +66,9 @@ def test_anomalies_fail_on_a_severity_for_ci(db, capsys):
         ("missing_base", "medium"),
         ("suspicious_copy", "medium"),
     ]
+    # the evidence as fields: the comparison with each related model
+    (rel,) = found[0]["relatives"]
+    assert rel["model"] == "org/base" and rel["verdict"] == "derived" and rel["overlap"] > 0.5
     assert main(["--db", db, "anomalies", "--fail-on", "high"]) == 0
     assert main(["--db", db, "anomalies", "--fail-on", "medium"]) == 3
     assert main(["--db", db, "anomalies", "--fail-on", "low", "--kind", "reupload"]) == 0
