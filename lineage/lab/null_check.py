@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -101,10 +101,10 @@ def check(sigs: Mapping[str, Signature], pairs: Iterable[tuple[str, str]]) -> Nu
     """Compare each pair and gather the per-role figures (pairs with a missing model skipped)."""
     shared: Counter[str] = Counter()
     slots: Counter[str] = Counter()
-    expected: Counter[str] = Counter()
-    expected_pattern: Counter[str] = Counter()
+    expected: dict[str, float] = defaultdict(float)
+    expected_pattern: dict[str, float] = defaultdict(float)
     seen = {t: Counter[str]() for t in TAILS}
-    want = {t: Counter[str]() for t in TAILS}
+    want: dict[float, dict[str, float]] = {t: defaultdict(float) for t in TAILS}
     verdicts: Counter[str] = Counter()
     smallest, smallest_spread, n_pairs = 1.0, 1.0, 0
     masses: dict[tuple[int, int, float], float] = {}
