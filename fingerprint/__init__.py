@@ -20,6 +20,7 @@ _EXPORTS = {
     "PairResult": "fingerprint.comparison",
     "SlotComparison": "fingerprint.comparison",
     "resolve_device": "fingerprint.device",
+    "set_threads": "fingerprint.device",
     "FingerprintError": "fingerprint.errors",
     "IncompatibleSignaturesError": "fingerprint.errors",
     "SignatureFormatError": "fingerprint.errors",

@@ -7,22 +7,30 @@ which is what makes the results bit-identical across devices and runs.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import numpy as np
 import torch
 
-from fingerprint.hashing import GOLDEN, signed64, splitmix64_torch
+from fingerprint.device import use_kernel_threads
+from fingerprint.hashing import GOLDEN, signed64, splitmix64, splitmix64_torch
 
 _M32 = 0xFFFFFFFF
 STATS_ELEMENTS = 1 << 16
 _POSITIVE63 = (1 << 63) - 1
+# the identity sketch hashes one element in IDENTITY_RATE of its span (positions chosen by hash)
+IDENTITY_RATE = 8
 
 
 _GOLDEN = signed64(GOLDEN)
 
 
 def to_device(values: np.ndarray, device: str) -> torch.Tensor:
-    """A window's float32 values (as a source decoded them) as a 1-D tensor on `device`."""
+    """A window's float32 values (as a source decoded them) as a 1-D tensor on `device`.
+
+    Every window enters the kernels here, so this is where torch is told its thread count.
+    """
+    use_kernel_threads()
     # torch.from_numpy shares memory and wants it writable: copy once, only when needed
     values = np.require(values, dtype=np.float32, requirements=["C", "W"])
     return torch.from_numpy(values.ravel()).to(device)
@@ -47,22 +55,43 @@ def bottom_k_positions(x: torch.Tensor, k: int) -> np.ndarray:
     `torch.topk` alone is not stable under ties (bf16 and quantized weights are full of them),
     so we rank a composite key (value order, position) that has no ties at all.
     """
-    n = x.numel()
-    k = min(k, n)
-    x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
+    k = min(k, x.numel())
     # The k-th smallest value is well defined whatever the ties; everything at or below it is a
     # candidate, and only those few (k plus ties) need the exact composite ranking.
     if x.device.type == "cpu":
         # numpy's introselect finds the same value, about twice as fast as torch.topk here
-        threshold = torch.tensor(float(np.partition(x.numpy(), k - 1)[k - 1]))
-    else:
-        threshold = torch.topk(x, k, largest=False, sorted=False).values.max()
-    pos = torch.nonzero(x <= threshold).flatten()
-    composite = order_keys(x[pos]) * (1 << 32) + pos
+        v = x.numpy()
+        threshold = np.partition(v, k - 1)[k - 1]
+        if np.isfinite(threshold):  # NaN ranks as +inf: it can only be a candidate at +inf
+            pos = torch.from_numpy(np.flatnonzero(v <= threshold))
+            return _first_k(x[pos], pos, k)
+    x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
+    cut = torch.topk(x, k, largest=False, sorted=False).values.max()
+    pos = torch.nonzero(x <= cut).flatten()
+    return _first_k(x[pos], pos, k)
+
+
+def _first_k(values: torch.Tensor, pos: torch.Tensor, k: int) -> np.ndarray:
+    """The sorted positions of the k smallest (value order, position) among candidates."""
+    composite = order_keys(values) * (1 << 32) + pos
     smallest = torch.topk(composite, k, largest=False, sorted=False).values
     positions = (smallest & _M32).cpu().numpy().astype(np.uint32)
     positions.sort()
     return positions
+
+
+@lru_cache(maxsize=64)
+def identity_positions(n: int, seed: int) -> torch.Tensor:
+    """The positions below n that the identity sketch hashes: those whose splitmix64 of
+    (position xor seed) is 0 mod IDENTITY_RATE.
+
+    The same for every model, and a shorter span keeps exactly the longer span's positions
+    below it, so two windows of different lengths still hash the same positions where they
+    overlap. Hashed rather than strided, so no column of a matrix is favoured.
+    """
+    pos = np.arange(n, dtype=np.uint64)
+    keep = splitmix64(pos ^ np.uint64(seed & ((1 << 64) - 1))) % np.uint64(IDENTITY_RATE) == 0
+    return torch.from_numpy(np.flatnonzero(keep).astype(np.int64))
 
 
 def identity_minhash(x: torch.Tensor, k: int, seed: int, limit: int | None = None) -> np.ndarray:
@@ -70,14 +99,14 @@ def identity_minhash(x: torch.Tensor, k: int, seed: int, limit: int | None = Non
 
     Two windows share a hash exactly where they hold the same value at the same position, so
     the sketch estimates the fraction of byte-identical weights. Only the first `limit`
-    elements are hashed: the fraction is estimated just as well, at a fraction of the cost.
+    elements are in the set, and of those one in IDENTITY_RATE (`identity_positions`, the same
+    for every model): the fraction is estimated just as well, since k hashes are kept from
+    thousands either way, at a fraction of the cost.
     """
-    if limit is not None:
-        x = x[:limit]
-    n = x.numel()
-    k = min(k, n)
-    bits = x.contiguous().view(torch.int32).to(torch.int64) & _M32
-    pos = torch.arange(n, device=x.device, dtype=torch.int64)
+    span = x.numel() if limit is None else min(limit, x.numel())
+    pos = identity_positions(span, seed).to(x.device)
+    k = min(k, pos.numel())
+    bits = x[pos].contiguous().view(torch.int32).to(torch.int64) & _M32
     z = splitmix64_torch((pos * (1 << 32) + bits) ^ signed64(seed & ((1 << 64) - 1)))
     z = splitmix64_torch(z + _GOLDEN) & _POSITIVE63
     smallest = torch.topk(z, k, largest=False, sorted=False).values

@@ -25,7 +25,7 @@ import numpy as np
 
 from fingerprint.errors import SignatureFormatError
 
-FORMAT_VERSION = 2  # 2: HF task-model prefixes normalised, slots spread over layers (docs)
+FORMAT_VERSION = 3  # 3: identity MinHash over a hashed 1-in-8 subset of its span (docs)
 
 
 @dataclass(frozen=True, slots=True)

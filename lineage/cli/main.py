@@ -23,6 +23,13 @@ EPILOG = (
 )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -41,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db", default=None, help=DB_HELP)
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="torch threads per fingerprint worker (default: $LINEAGE_THREADS or 1; more "
+        "threads per worker are slower on a busy machine)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         add_command(sub, command)
@@ -61,6 +76,10 @@ def _silence_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `lineage` with `argv` (default: sys.argv[1:]) and return the exit code."""
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        from fingerprint.device import set_threads
+
+        set_threads(args.threads)
     # imported after parsing: --help and usage errors need neither
     from lineage.errors import user_errors
     from lineage.store import Store, default_db_path

@@ -2,9 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from fingerprint import kernels
+from fingerprint import device, kernels
+from fingerprint.comparison import identity_jaccard
 from fingerprint.device import resolve_device
 from fingerprint.errors import DeviceUnavailableError
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    device.set_threads(None)
+    torch.set_num_threads(before)
 
 
 def _reference_bottom_k(values: np.ndarray, k: int) -> np.ndarray:
@@ -19,6 +28,19 @@ def test_bottom_k_matches_stable_sort(dtype):
     x = torch.randn(50_000, generator=g).to(dtype).float()
     got = kernels.bottom_k_positions(x, 300)
     want = _reference_bottom_k(x.numpy(), 300)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("k", [300, 9_990])
+def test_bottom_k_ranks_nan_as_infinity(k):
+    # k=300: the threshold is finite and NaN never a candidate; k=9,990: NaN ties with +inf
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(10_000, generator=g)
+    x[::50] = float("nan")
+    x[7::97] = float("inf")
+    x[3::101] = -float("inf")
+    got = kernels.bottom_k_positions(x, k)
+    want = _reference_bottom_k(np.where(np.isnan(x.numpy()), np.inf, x.numpy()), k)
     assert np.array_equal(got, want)
 
 
@@ -46,13 +68,93 @@ def test_identity_minhash_sees_exact_equality_only():
     assert np.array_equal(kernels.identity_minhash(x, 256, seed=7), same)
     nudged = x.clone()
     nudged[::2] += 1e-3  # half the weights changed
-    from fingerprint.comparison import identity_jaccard
-
     j = identity_jaccard(same, kernels.identity_minhash(nudged, 256, seed=7), 256)
     # Jaccard of two sets sharing half their elements: 0.5 / 1.5 = 1/3
     assert 0.2 < j < 0.47
     other_seed = kernels.identity_minhash(x, 256, seed=8)
     assert not np.array_equal(other_seed, same)
+
+
+def test_identity_minhash_estimates_the_identical_fraction_at_random_positions():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(1 << 18, generator=g)
+    changed = x.clone()
+    hit = torch.randperm(x.numel(), generator=g)[: x.numel() // 4]
+    changed[hit] += 1.0  # a quarter of the weights differ, scattered
+    a = kernels.identity_minhash(x, 256, seed=7, limit=1 << 16)
+    b = kernels.identity_minhash(changed, 256, seed=7, limit=1 << 16)
+    # three quarters equal: Jaccard 0.75 / 1.25 = 0.6; k=256 gives a standard error near 0.03
+    assert abs(identity_jaccard(a, b, 256) - 0.6) < 0.1
+
+
+def test_identity_positions_are_a_fixed_hashed_subset_shared_by_shorter_spans():
+    long, short = kernels.identity_positions(1 << 16, 7), kernels.identity_positions(5000, 7)
+    assert torch.equal(long[: short.numel()], short)  # a shorter span keeps the same positions
+    assert not torch.equal(kernels.identity_positions(1 << 16, 8), long)  # depends on the seed
+    share = long.numel() / (1 << 16)
+    assert abs(share - 1 / kernels.IDENTITY_RATE) < 0.01
+    # hashed, not strided: every residue modulo the rate is represented
+    assert set((long % kernels.IDENTITY_RATE).tolist()) == set(range(kernels.IDENTITY_RATE))
+
+
+def test_identity_minhash_bits_are_pinned():
+    # a change here changes stored signatures: bump fingerprint.records.FORMAT_VERSION with it
+    x = torch.arange(1 << 16, dtype=torch.float32) / 7.0
+    got = kernels.identity_minhash(x, 256, seed=0x6C696E65, limit=1 << 16)
+    assert got.size == 256
+    assert [int(v) for v in got[:3]] == PINNED_IDENTITY
+
+
+PINNED_IDENTITY = [1775238305226082, 2561980518600080, 2810649738860191]
+
+
+def test_kernels_run_on_one_torch_thread_by_default(restore_threads, monkeypatch):
+    monkeypatch.delenv(device.THREADS_ENV, raising=False)
+    torch.set_num_threads(2)
+    kernels.to_device(np.zeros(8, np.float32), "cpu")
+    assert torch.get_num_threads() == 1
+
+
+def test_threads_can_be_chosen_by_call_or_environment(restore_threads, monkeypatch):
+    monkeypatch.setenv(device.THREADS_ENV, "3")
+    kernels.to_device(np.zeros(8, np.float32), "cpu")
+    assert torch.get_num_threads() == 3
+    device.set_threads(2)  # a call wins over the environment
+    kernels.to_device(np.zeros(8, np.float32), "cpu")
+    assert torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match=">= 1"):
+        device.set_threads(0)
+    device.set_threads(None)
+    monkeypatch.setenv(device.THREADS_ENV, "two")
+    with pytest.raises(ValueError, match="LINEAGE_THREADS"):
+        device.kernel_threads()
+
+
+def test_worker_threads_get_the_kernel_thread_count(restore_threads):
+    # torch keeps its thread count per OS thread: a worker must end up with it too
+    from concurrent.futures import ThreadPoolExecutor
+
+    device.set_threads(1)
+    torch.set_num_threads(2)
+
+    def work() -> int:
+        kernels.to_device(np.zeros(8, np.float32), "cpu")
+        return torch.get_num_threads()
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda _: work(), range(4))) == [1, 1, 1, 1]
+
+
+def test_kernels_give_the_same_bits_whatever_the_thread_count(restore_threads):
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(1 << 18, generator=g).to(torch.bfloat16).float()
+    out = []
+    for threads in (1, 2):
+        device.set_threads(threads)
+        t = kernels.to_device(x.numpy(), "cpu")
+        out.append((kernels.bottom_k_positions(t, 512), kernels.identity_minhash(t, 256, 5)))
+    assert np.array_equal(out[0][0], out[1][0])
+    assert np.array_equal(out[0][1], out[1][1])
 
 
 def test_to_device_keeps_the_decoded_values_bit_for_bit():
