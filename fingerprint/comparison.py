@@ -38,8 +38,9 @@ DEFAULT_ALPHA = 1e-4
 # are recomputed (lineage.paircache). 2: "identical" needs equal shapes; "derived" must hold
 # without the most significant slots. 3: layers matched by content; "cousin"; the blocks
 # must carry "derived" when there are blocks. 4: a slot's null draws from the population its
-# windows' row or column pattern leaves (`fingerprint.structure`).
-COMPARE_VERSION = 4
+# windows' row or column pattern leaves (`fingerprint.structure`). 5: identity from the
+# signature format 3 sketch (a hashed 1-in-8 subset of positions).
+COMPARE_VERSION = 5
 # Fewer comparable slots than this and the result says so.
 FEW_SLOTS = 4
 # The interval of the mean overlap: resamples of the slots, and the percentiles kept.

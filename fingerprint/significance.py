@@ -29,9 +29,18 @@ def slot_pmf(n: int, k: int) -> np.ndarray:
     return pmf[: nz[-1] + 1] if nz.size else pmf[:1]
 
 
+@lru_cache(maxsize=4096)
+def _slot_tails(n: int, k: int) -> np.ndarray:
+    """P(X >= s) for s = 0..k+1, from one vectorized `hypergeom.sf`: the same floats as one
+    call per s, and comparisons ask once per slot per pair, so scipy runs once per (n, k)."""
+    tails = hypergeom.sf(np.arange(-1, k + 1), n, k, k)
+    tails.setflags(write=False)
+    return tails
+
+
 def slot_tail(shared: int, n: int, k: int) -> float:
     """P(X >= shared) for one slot."""
-    return float(hypergeom.sf(shared - 1, n, k, k))
+    return float(_slot_tails(n, k)[min(max(shared, 0), k + 1)])
 
 
 @lru_cache(maxsize=256)

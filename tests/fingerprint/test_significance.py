@@ -57,3 +57,12 @@ def test_far_tail_underflows_to_zero_with_log_floor():
     p = significance.combined_tail(8 * 200, slots)
     assert p == 0.0
     assert significance.log10(p) == significance.LOG10_FLOOR
+
+
+def test_slot_tail_is_scipy_survival_function_for_every_count():
+    # the cached table must give what one scipy call per count gives, edges included
+    for n, k in [(1 << 18, 512), (4096, 512), (600, 512), (512, 512), (10, 3), (5, 0)]:
+        for shared in range(-2, k + 4):
+            want = float(hypergeom.sf(shared - 1, n, k, k))
+            got = significance.slot_tail(shared, n, k)
+            assert got == want or abs(got - want) <= 1e-12 * abs(want), (n, k, shared)
