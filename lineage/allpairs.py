@@ -1,12 +1,19 @@
 """All-pairs comparison through an inverted index (slot, position) -> models.
 
-Counting co-occurrences is a sparse product X X^T, where row i of X holds model i's bottom-k
-positions as columns (slot id, position). Models that share no slot never meet, so
-architectures are blocked for free. Up to `exact_limit` models every position is indexed and the
-counts are exact; beyond it each slot keeps only positions whose hash falls in 1/`sample_rate`
-of the space (the same positions for every model, so shared positions survive together), the
-p-values use the null of the sampled windows (approximate; the exact per-slot comparison of
-the edges the graph keeps is done by `detailed_pairs`).
+Counting co-occurrences is X X^T, where row i of X holds model i's bottom-k positions as
+columns (slot id, position). Models that share no slot never meet, so architectures are blocked
+for free. Up to `exact_limit` models every position is indexed and the counts are exact; beyond
+it each slot keeps only positions whose hash falls in 1/`sample_rate` of the space (the same
+positions for every model, so shared positions survive together), the p-values use the null of
+the sampled windows (approximate; the exact per-slot comparison of the edges the graph keeps is
+done by `detailed_pairs`).
+
+On the CPU the counts are made one slot at a time: the slot's entries sorted by (position,
+model) put each column's models side by side, and every model is paired with those after it in
+its column, into a dense band of counts (2 bytes a pair, `BAND_BYTES` at most, so memory stays
+bounded whatever the number of pairs). Only pairs that can matter leave the band: those at or
+above their block's critical count, cross-block pairs, and, up to `background_limit` models,
+every pair that shares a position (the unrelated background for reports).
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ from fingerprint.signature import Signature
 from hub.records import ModelRecord
 
 DEFAULT_ALPHA = 0.01
+# the pair counts of one band of models stay within this many bytes
+BAND_BYTES = 512 << 20
+# left models are paired this many bytes of counts at a time, so their rows stay in cache
+CACHE_BYTES = 4 << 20
+PAIRS_PER_STEP = 1 << 21
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +65,35 @@ class PairStats:
         }
 
 
+def _slot_entries(
+    sigs: list[Signature], slot_ids: dict[str, int], rate: int
+) -> list[list[tuple[int, np.ndarray]]]:
+    """Per slot id, (model row, positions) of every model holding the slot, sampled at `rate`."""
+    per_slot: list[list[tuple[int, np.ndarray]]] = [[] for _ in slot_ids]
+    for r, sig in enumerate(sigs):
+        for s in sig.slots:
+            if s.positions.size < s.n:
+                sid = slot_ids[s.key]
+                per_slot[sid].append((r, _sample(sid, s.positions, rate)))
+    return per_slot
+
+
+def _sample(sid: int, positions: np.ndarray, rate: int) -> np.ndarray:
+    """The positions whose hash with the slot id falls in 1/rate of the space (all if rate 1)."""
+    if rate == 1:
+        return positions
+    pos = positions.astype(np.int64)
+    h = splitmix64((np.uint64(sid) << np.uint64(32)) | pos.astype(np.uint64))
+    return pos[h % np.uint64(rate) == 0]
+
+
 def _design(
     sigs: list[Signature], slot_ids: dict[str, int], width: int, sample_rate: int
 ) -> sp.csr_matrix:
     rows, cols = [], []
-    for r, sig in enumerate(sigs):
-        for s in sig.slots:
-            if s.positions.size >= s.n:
-                continue
-            sid = slot_ids[s.key]
-            pos = s.positions.astype(np.int64)
-            if sample_rate > 1:
-                h = splitmix64((np.uint64(sid) << np.uint64(32)) | pos.astype(np.uint64))
-                pos = pos[h % np.uint64(sample_rate) == 0]
-            cols.append(sid * width + pos)
+    for sid, entries in enumerate(_slot_entries(sigs, slot_ids, sample_rate)):
+        for r, pos in entries:
+            cols.append(sid * width + pos.astype(np.int64))
             rows.append(np.full(pos.size, r, dtype=np.int64))
     row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
@@ -74,44 +101,90 @@ def _design(
     return sp.csr_matrix((data, (row, col)), shape=(len(sigs), len(slot_ids) * width))
 
 
-def _cooccurrence(x: sp.csr_matrix, device: str) -> sp.coo_matrix:
-    """Upper triangle of X X^T (pairs i < j with at least one shared column)."""
-    if device == "cuda":
-        try:
-            return _cooccurrence_cuda(x)
-        except (RuntimeError, MemoryError) as e:  # e.g. out of GPU memory for a huge store
-            print(f"warning: GPU co-occurrence failed ({e}); counting on the CPU", file=sys.stderr)
-    return _cooccurrence_cpu(x)
+def _columns(rows: np.ndarray, pos: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """One slot's entries sorted by (position, model): each entry's model, and how many entries
+    follow it in its column (the models it shares that position with, later in model order)."""
+    code = pos.astype(np.int64) * n + rows  # unique: a model holds a position once
+    code.sort()
+    member = (code % n).astype(np.int32)
+    col = code // n
+    del code
+    start = np.flatnonzero(np.r_[True, col[1:] != col[:-1]]).astype(np.int32)
+    end = np.r_[start[1:], np.int32(col.size)]
+    later = np.repeat(end, end - start)
+    later -= np.arange(1, col.size + 1, dtype=np.int32)
+    return member, later
 
 
-def _cooccurrence_cpu(x: sp.csr_matrix) -> sp.coo_matrix:
-    """Count shared columns by enumerating, per column, the pairs of models in it.
+def _add_pairs(
+    acc: np.ndarray, member: np.ndarray, later: np.ndarray, n: int, r0: int, r1: int
+) -> None:
+    """Add 1 to acc[(i - r0) * n + j] for every pair i < j sharing a column, r0 <= i < r1."""
+    left = np.flatnonzero((later > 0) & (member >= r0) & (member < r1)).astype(np.int32)
+    if left.size == 0:
+        return
+    rows_per_block = max(1, CACHE_BYTES // (n * acc.itemsize))
+    # by block of left models, so that their rows of counts stay in cache; position order within
+    block = (member[left] - r0) // rows_per_block  # small ints: a stable argsort is a radix sort
+    left = left[np.argsort(block.astype(np.min_scalar_type(block.max())), kind="stable")]
+    cnt = later[left]
+    before = np.cumsum(cnt, dtype=np.int64) - cnt  # pairs of the entries before each one
+    # PAIRS_PER_STEP pairs at a time bounds the temporaries, even where many models are copies
+    cuts = np.searchsorted(before, np.arange(0, before[-1] + cnt[-1], PAIRS_PER_STEP))
+    one = acc.dtype.type(1)
+    for a, b in zip(cuts.tolist(), [*cuts[1:].tolist(), left.size], strict=True):
+        ll, cc = left[a:b], cnt[a:b]
+        total = int(cc.sum())
+        if total == 0:
+            continue
+        # the partners of entry e are the entries e+1 .. e+cnt[e] of its column
+        first = np.cumsum(cc, dtype=np.int32) - cc
+        partner = np.repeat(ll + 1 - first, cc)
+        partner += np.arange(total, dtype=np.int32)
+        codes = np.repeat((member[ll] - r0) * n, cc)
+        codes += member[partner]
+        np.add.at(acc, codes, one)
 
-    Most columns hold one or two models, so this does the work a sparse product does, without
-    its per-row accumulator: about 5x faster than `x @ x.T` here. Columns are grouped by how
-    many models they hold, so pair enumeration is vectorized.
-    """
-    n = x.shape[0]
-    csc = x.tocsc()
-    csc.sort_indices()
-    indptr, rows = csc.indptr, csc.indices.astype(np.int64)
-    occ = np.diff(indptr)
-    codes = []
-    for m in np.unique(occ[occ >= 2]).tolist():
-        starts = indptr[:-1][occ == m]
-        members = rows[starts[:, None] + np.arange(m)]  # (columns, m), sorted within a row
-        iu, ju = np.triu_indices(m, 1)
-        codes.append((members[:, iu] * n + members[:, ju]).ravel())
-    if not codes:
-        return sp.coo_matrix((n, n), dtype=np.int64)
-    flat = np.concatenate(codes)
-    if n * n <= 200_000_000:
-        counts = np.bincount(flat, minlength=n * n)
-        pair = np.flatnonzero(counts)
-        count = counts[pair]
-    else:
-        pair, count = np.unique(flat, return_counts=True)
-    return sp.coo_matrix((count.astype(np.int64), (pair // n, pair % n)), shape=(n, n))
+
+def _counts_cpu(
+    sigs: list[Signature], slot_ids: dict[str, int], rate: int, low: Callable
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, count) of the pairs i < j that share a column with count >= low(i_rows, j), in
+    (i, j) order; `low` gives the smallest count worth keeping for a band of rows."""
+    n = len(sigs)
+    per_slot = _slot_entries(sigs, slot_ids, rate)
+    most = max(sum(s.positions.size for s in g.slots) for g in sigs)  # no pair shares more
+    dtype = np.dtype(np.uint16 if most <= np.iinfo(np.uint16).max else np.uint32)
+    band = max(1, BAND_BYTES // (n * dtype.itemsize))
+    out_i, out_j, out_c = [], [], []
+    for r0 in range(0, n, band):
+        r1 = min(n, r0 + band)
+        acc = np.zeros((r1 - r0) * n, dtype)
+        for entries in per_slot:
+            if len(entries) < 2:
+                continue
+            rows = np.repeat([r for r, _ in entries], [pos.size for _, pos in entries])
+            member, later = _columns(rows, np.concatenate([pos for _, pos in entries]), n)
+            _add_pairs(acc, member, later, n, r0, r1)
+        counts = acc.reshape(r1 - r0, n)
+        for c0 in range(r0, r1, 256):  # a few rows at a time keeps the temporaries small
+            c1 = min(r1, c0 + 256)
+            part = counts[c0 - r0 : c1 - r0]
+            rows = np.arange(c0, c1)
+            keep = (part > 0) & (part >= low(rows)) & (np.arange(n)[None, :] > rows[:, None])
+            i, j = np.nonzero(keep)
+            out_i.append(i + c0)
+            out_j.append(j)
+            out_c.append(part[i, j].astype(np.int64))
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_c)
+
+
+def _cooccurrence_cuda_or_none(x: sp.csr_matrix) -> sp.coo_matrix | None:
+    try:
+        return _cooccurrence_cuda(x)
+    except (RuntimeError, MemoryError) as e:  # e.g. out of GPU memory for a huge store
+        print(f"warning: GPU co-occurrence failed ({e}); counting on the CPU", file=sys.stderr)
+        return None
 
 
 def _cooccurrence_cuda(x: sp.csr_matrix) -> sp.coo_matrix:
@@ -156,8 +229,9 @@ def significant_pairs(
     *,
     alpha: float = DEFAULT_ALPHA,
     device: str = "auto",
-    exact_limit: int = 1500,
+    exact_limit: int = 20_000,
     sample_rate: int = 32,
+    background_limit: int = 1500,
 ) -> PairStats:
     """Every pair whose total bottom-k overlap is significant after Bonferroni correction.
 
@@ -167,6 +241,8 @@ def significant_pairs(
         device: "auto", "cpu" or "cuda" for the co-occurrence product.
         exact_limit: index every position up to this many models; sample beyond it.
         sample_rate: keep 1 position in this many when sampling.
+        background_limit: up to this many models (and exact counts), also return every
+            non-significant pair that shares a position (`PairStats.background`).
     """
     ids = tuple(sorted(sigs))
     ordered = [sigs[i] for i in ids]
@@ -182,27 +258,46 @@ def significant_pairs(
     width = max(s.n for g in ordered for s in g.slots) if slot_ids else 1
     mode = "exact" if n_models <= exact_limit else "sampled"
     rate = 1 if mode == "exact" else sample_rate
-    counts = _cooccurrence(_design(ordered, slot_ids, width, rate), resolve_device(device))
+    background = mode == "exact" and n_models <= background_limit
     arch_names = sorted({g.arch for g in ordered})
     arch = np.array([arch_names.index(g.arch) for g in ordered], dtype=np.int64)
-    rows, cols, data = counts.row.astype(np.int64), counts.col.astype(np.int64), counts.data
+    # within an architecture block every pair has the same null: (tail, critical count, sum k)
+    nulls: dict[int, tuple[np.ndarray, int, int]] = {}
+    for code in range(len(arch_names)):
+        first = ordered[int(np.argmax(arch == code))]
+        slots = _sampled(_common_slots(first, first), rate)
+        if slots:
+            pmf = significance.null_distribution(slots)
+            tail = np.append(np.cumsum(pmf[::-1])[::-1], 0.0)  # tail[c] = P(S >= c)
+            crit = significance.critical_total(slots, alpha_pair)
+            nulls[code] = (tail, crit, sum(k for _, k in _common_slots(first, first)))
+    never = np.iinfo(np.int64).max
+    crit_of = np.array([nulls[c][1] if c in nulls else never for c in range(len(arch_names))])
+
+    def low(band: np.ndarray) -> np.ndarray | int:
+        """The smallest count a pair needs to matter: its block's critical count (1 across
+        blocks, whose nulls differ pair by pair; 1 for all when the background is kept)."""
+        if background:
+            return 1
+        same = arch[band][:, None] == arch[None, :]
+        return np.where(same, crit_of[arch[band]][:, None], 1)
+
+    counts = None
+    if resolve_device(device) == "cuda":
+        counts = _cooccurrence_cuda_or_none(_design(ordered, slot_ids, width, rate))
+    if counts is not None:
+        rows, cols, data = counts.row.astype(np.int64), counts.col.astype(np.int64), counts.data
+    else:
+        rows, cols, data = _counts_cpu(ordered, slot_ids, rate, low)
     same = arch[rows] == arch[cols]
 
     out_i, out_j, out_c, out_p, out_o = [], [], [], [], []
     bg: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     # same architecture block: one null distribution per block, vectorized
-    for code in range(len(arch_names)):
-        first = ordered[int(np.argmax(arch == code))]
-        slots = _sampled(_common_slots(first, first), rate)
-        if not slots:
-            continue
-        pmf = significance.null_distribution(slots)
-        tail = np.append(np.cumsum(pmf[::-1])[::-1], 0.0)  # tail[c] = P(S >= c)
-        crit = significance.critical_total(slots, alpha_pair)
-        total_k = sum(k for _, k in _common_slots(first, first))
+    for code, (tail, crit, total_k) in sorted(nulls.items()):
         block = same & (arch[rows] == code)
         sel = block & (data >= crit)
-        if mode == "exact":
+        if background:
             rest = block & ~sel
             cr = data[rest]
             bg.append((rows[rest], cols[rest], cr / total_k, tail[np.minimum(cr, tail.size - 1)]))
@@ -226,7 +321,7 @@ def significant_pairs(
             out_c.append(np.array([c]))
             out_p.append(np.array([p]))
             out_o.append(np.array([o]))
-        elif mode == "exact":
+        elif background:
             bg.append((np.array([i]), np.array([j]), np.array([o]), np.array([p])))
     cat = np.concatenate if out_i else (lambda _: np.zeros(0))
     return PairStats(

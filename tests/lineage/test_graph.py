@@ -8,19 +8,12 @@ import json
 import networkx as nx
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
 from fingerprint.signature import compute_signature
 from hub.local import open_local_model
 from hub.records import DeclaredBase
-from lineage.allpairs import (
-    _cooccurrence_cpu,
-    _design,
-    declared_pairs,
-    detailed_pairs,
-    significant_pairs,
-)
+from lineage.allpairs import declared_pairs, detailed_pairs, significant_pairs
 from lineage.anomalies import ANOMALY_KINDS, find_anomalies
 from lineage.graph import (
     EVIDENCE,
@@ -277,16 +270,6 @@ def test_family_filter_keeps_one_family(graph):
     assert [n["id"] for n in doc["nodes"]] == ["org/other-base"] and doc["edges"] == []
 
 
-def test_cooccurrence_counts_equal_the_sparse_product():
-    sigs, _ = synthetic_signatures(120, 6, slots=6, seed=3)
-    ordered = [sigs[k] for k in sorted(sigs)]
-    slot_ids = {k: i for i, k in enumerate(sorted({s.key for g in ordered for s in g.slots}))}
-    x = _design(ordered, slot_ids, 1 << 18, 1)
-    ours = _cooccurrence_cpu(x).tocsr()
-    reference = sp.triu(x @ x.T, 1).tocsr().astype(np.int64)
-    assert (ours != reference).nnz == 0 and ours.nnz > 0
-
-
 @pytest.mark.parametrize("exact_limit", [10_000, 50])
 def test_significant_pairs_stay_within_families(exact_limit):
     sigs, family = synthetic_signatures(200, 8, slots=16, seed=4)
@@ -322,15 +305,3 @@ def test_pair_results_are_cached_and_recomputed_only_for_changed_models(tmp_path
         pipeline.fingerprint_models(store, device="cpu")
         third = build_lineage(store, device="cpu")
         assert third.params["pairs_compared"] == 3  # only the pairs with c
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_gpu_cooccurrence_equals_cpu():
-    from lineage.allpairs import _cooccurrence_cuda
-
-    sigs, _ = synthetic_signatures(150, 5, slots=6, seed=5)
-    ordered = [sigs[k] for k in sorted(sigs)]
-    slot_ids = {k: i for i, k in enumerate(sorted({s.key for g in ordered for s in g.slots}))}
-    x = _design(ordered, slot_ids, 1 << 18, 1)
-    assert (_cooccurrence_cuda(x).tocsr() != _cooccurrence_cpu(x).tocsr()).nnz == 0
