@@ -1,0 +1,116 @@
+"""Queries on a large store: tree, anomalies and audit, built once and then read back.
+
+    python scripts/bench_queries.py [--models 1000] [--families 30] [--out docs/benchmarks.md]
+
+Makes a store of synthetic models (`lineage.lab.synthetic`: families as random trees of
+signatures, with Hub-like records), then runs whole `lineage` processes against it, as a user
+would, and reports wall time and peak memory (GNU time's %M) of each: the first `tree` (all
+pairs, the per-slot comparisons of the significant ones, the graph; stored), a second `tree`
+and `anomalies` (read back: the store did not change), `audit` of one model, and a `tree` that
+rebuilds (`--no-reuse` has no CLI flag: a model's downloads change, so the store's state does).
+Also the database size. Writes a table into docs/benchmarks.md between its markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchdoc import publish, table  # noqa: E402
+
+
+def make_store(path: Path, n_models: int, n_families: int) -> str:
+    """The store of synthetic models; returns one model id to audit."""
+    from hub.records import ModelRecord
+    from lineage.catalogue import Catalogue
+    from lineage.lab.synthetic import synthetic_signatures
+    from lineage.store import Store
+
+    sigs, _ = synthetic_signatures(n_models, n_families, seed=1)
+    with Store(path) as store:
+        catalogue = Catalogue(store)
+        for i, (mid, sig) in enumerate(sorted(sigs.items())):
+            rec = ModelRecord(
+                id=mid,
+                revision="r1",
+                created_at=f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:00Z",
+                downloads=(i * 7919) % 5000,
+            )
+            store.upsert_model(rec)
+            catalogue.put(rec, sig)
+    return sorted(sigs)[n_models // 2]
+
+
+def timed(db: Path, *args: str) -> tuple[float, float | None]:
+    """(wall seconds, peak MB) of one `lineage` process; peak None without GNU time."""
+    cmd = [sys.executable, "-m", "lineage", "--db", str(db), *args]
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if gnu_time:
+        cmd = [gnu_time, "-f", "%M", *cmd]
+    t = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    wall = time.perf_counter() - t
+    if out.returncode != 0:
+        raise SystemExit(f"lineage {' '.join(args)} failed: {out.stderr.strip()[-300:]}")
+    peak = float(out.stderr.strip().splitlines()[-1]) / 1024 if gnu_time else None
+    return wall, peak
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=int, default=1000)
+    ap.add_argument("--families", type=int, default=30)
+    ap.add_argument("--out", type=Path, help="Markdown file to write the table into")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lineage-bench-queries-") as tmp:
+        db = Path(tmp) / "lineage.db"
+        t = time.perf_counter()
+        audit_id = make_store(db, args.models, args.families)
+        made = time.perf_counter() - t
+        rows = []
+        for label, cmd in (
+            ("tree, first (builds and stores the graph)", ("tree",)),
+            ("tree, again (reads the stored graph)", ("tree",)),
+            ("anomalies (reads it)", ("anomalies", "--json")),
+            ("audit one model", ("audit", audit_id)),
+        ):
+            wall, peak = timed(db, *cmd)
+            rows.append((label, f"{wall:.2f} s", f"{peak:.0f} MB" if peak else "n/a"))
+        from hub.records import ModelRecord
+        from lineage.store import Store
+
+        with Store(db) as store:  # one model's downloads change: the next tree rebuilds
+            rec = store.get_model(audit_id)
+            assert isinstance(rec, ModelRecord)
+            store.upsert_model(dataclasses.replace(rec, downloads=(rec.downloads or 0) + 1))
+        wall, peak = timed(db, "tree")
+        rows.append(
+            (
+                "tree after a change (rebuild, pairs cached)",
+                f"{wall:.2f} s",
+                f"{peak:.0f} MB" if peak else "n/a",
+            )
+        )
+        size = db.stat().st_size / 2**20
+    lines = [
+        f"Command: `python scripts/bench_queries.py --models {args.models} --families "
+        f"{args.families}` on {platform.machine()}, {platform.python_version()}; whole "
+        f"processes, as a user runs them. Store made in {made:.0f} s; database {size:.0f} MB.",
+        "",
+        *table(["query", "wall", "peak memory"], rows),
+    ]
+    return publish(args.out, "bench_queries", f"Queries on a {args.models}-model store", lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
