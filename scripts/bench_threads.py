@@ -15,6 +15,7 @@ bottom-k, identity MinHash, window stats) follows. Writes the tables into docs/b
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -34,34 +35,22 @@ MODES = ("load_file", "pread of windows", "fingerprint, default", "fingerprint, 
 
 def write_checkpoint(folder: Path, megabytes: float, dtype: str) -> Path:
     """A Llama-shaped model (hidden 1024) with as many layers as fit in `megabytes`."""
-    import torch
-    from safetensors.torch import save_file
+    from benchmodels import llama_layer, write_random_safetensors
 
-    tdtype = {"bf16": torch.bfloat16, "f32": torch.float32}[dtype]
-    size = {"bf16": 2, "f32": 4}[dtype]
+    code, size = {"bf16": ("BF16", 2), "f32": ("F32", 4)}[dtype]
     hidden, inter, vocab = 1024, 2816, 8192
-    shapes = {"model.embed_tokens.weight": (vocab, hidden)}
+    shapes = [("model.embed_tokens.weight", (vocab, hidden))]
     total, layer = 2 * vocab * hidden * size, 0
     while total < megabytes * 1e6:
-        for name, shape in [
-            ("self_attn.q_proj.weight", (hidden, hidden)),
-            ("self_attn.k_proj.weight", (hidden, hidden)),
-            ("self_attn.v_proj.weight", (hidden, hidden)),
-            ("self_attn.o_proj.weight", (hidden, hidden)),
-            ("mlp.gate_proj.weight", (inter, hidden)),
-            ("mlp.up_proj.weight", (inter, hidden)),
-            ("mlp.down_proj.weight", (hidden, inter)),
-        ]:
-            shapes[f"model.layers.{layer}.{name}"] = shape
-            total += shape[0] * shape[1] * size
+        block = llama_layer(f"model.layers.{layer}.", hidden, inter)
+        shapes += block
+        total += sum(math.prod(shape) * size for _, shape in block)
         layer += 1
-    shapes["lm_head.weight"] = (vocab, hidden)
-    g = torch.Generator().manual_seed(0)
-    tensors = {k: (torch.randn(s, generator=g) * 0.02).to(tdtype) for k, s in shapes.items()}
+    shapes.append(("lm_head.weight", (vocab, hidden)))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text("{}")
     path = folder / "model.safetensors"
-    save_file(tensors, str(path))
+    write_random_safetensors(path, shapes, seed=0, dtype=code)
     return path
 
 

@@ -16,17 +16,23 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     return [line(header), "|" + "---|" * len(header), *(line(r) for r in rows)]
 
 
-def write_section(path: Path, name: str, title: str, text: str) -> None:
-    """Replace the block `<!-- NAME:begin -->...<!-- NAME:end -->` of `path` (append if absent)."""
+def replace_block(path: Path, name: str, text: str, *, new_doc: str = "") -> None:
+    """Replace the block `<!-- NAME:begin -->...<!-- NAME:end -->` of `path` with `text`
+    (appended when absent; a missing file starts as `new_doc`)."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{begin}\n## {title}\n\n{text}\n{end}"
-    if begin in doc:
+    doc = path.read_text() if path.exists() else new_doc
+    block = f"{begin}\n{text}\n{end}"
+    if begin in doc and end in doc:
         head, rest = doc.split(begin, 1)
         doc = head + block + rest.split(end, 1)[1]
     else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
+        doc = doc.rstrip() + ("\n\n" if doc.strip() else "") + block + "\n"
     path.write_text(doc)
+
+
+def write_section(path: Path, name: str, title: str, text: str) -> None:
+    """`replace_block` with a `## title` heading, in docs/benchmarks.md style."""
+    replace_block(path, name, f"## {title}\n\n{text}", new_doc="# Benchmarks\n")
 
 
 def publish(out: Path | None, name: str, title: str, lines: Sequence[str]) -> int:

@@ -18,12 +18,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchdoc import replace_block  # noqa: E402
 
 from lineage.catalogue import load_inputs  # noqa: E402
 from lineage.lab import evaluation, null_check  # noqa: E402
 from lineage.store import Store  # noqa: E402
-
-BEGIN, END = "<!-- null:begin -->", "<!-- null:end -->"
 
 
 def _label(demo: Path, truth: evaluation.Truth) -> str:
@@ -60,13 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        doc = args.out.read_text() if args.out.exists() else ""
-        block = f"{BEGIN}\n{text}\n{END}"
-        if BEGIN in doc and END in doc:
-            doc = doc[: doc.index(BEGIN)] + block + doc[doc.index(END) + len(END) :]
-        else:
-            doc = doc + ("\n" if doc else "") + block + "\n"
-        args.out.write_text(doc)
+        replace_block(args.out, "null", text)
     return 0
 
 

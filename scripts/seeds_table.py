@@ -21,10 +21,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchdoc import replace_block  # noqa: E402
 
 from lineage.lab import evaluation  # noqa: E402
 
-BEGIN, END = "<!-- seeds:begin -->", "<!-- seeds:end -->"
 CLAIMS = ("derived", "identical", "cousin")
 
 
@@ -91,13 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if args.out:
-        doc = args.out.read_text() if args.out.exists() else ""
-        block = f"{BEGIN}\n{text}\n{END}"
-        if BEGIN in doc and END in doc:
-            doc = doc[: doc.index(BEGIN)] + block + doc[doc.index(END) + len(END) :]
-        else:
-            doc = doc + ("\n" if doc else "") + block + "\n"
-        args.out.write_text(doc)
+        replace_block(args.out, "seeds", text)
     return 0
 
 
