@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import hypergeom
 
 # Below this a probability is zero for us; also where p-values are reported as 0.0.
 TINY = 1e-300
@@ -23,6 +22,8 @@ LOG10_FLOOR = -300.0
 @lru_cache(maxsize=4096)
 def slot_pmf(n: int, k: int) -> np.ndarray:
     """P(X = x) for x = 0..m, trimmed where the tail falls below TINY."""
+    from scipy.stats import hypergeom  # on first use: reading stored results needs no scipy
+
     x = np.arange(0, k + 1)
     pmf = hypergeom.pmf(x, n, k, k)
     nz = np.nonzero(pmf > TINY)[0]
@@ -33,6 +34,8 @@ def slot_pmf(n: int, k: int) -> np.ndarray:
 def _slot_tails(n: int, k: int) -> np.ndarray:
     """P(X >= s) for s = 0..k+1, from one vectorized `hypergeom.sf`: the same floats as one
     call per s, and comparisons ask once per slot per pair, so scipy runs once per (n, k)."""
+    from scipy.stats import hypergeom
+
     tails = hypergeom.sf(np.arange(-1, k + 1), n, k, k)
     tails.setflags(write=False)
     return tails

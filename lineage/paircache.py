@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fingerprint.comparison import COMPARE_VERSION, PairResult, compare
-from fingerprint.signature import Signature
 from fingerprint.significance import log10
 from hub.records import ModelRecord
-from lineage.allpairs import PairStats, candidate_pairs
 from lineage.store import PairRow, Store
+
+if TYPE_CHECKING:  # reading stored pairs (audit) imports neither torch nor scipy
+    from fingerprint.signature import Signature
+    from lineage.allpairs import PairStats
 
 __all__ = [
     "BACKGROUND_DETAIL",
@@ -125,6 +128,8 @@ def cached_pairs(
     """
     cache = {(r.a, r.b): r for r in store.pairs()}
     out, fresh = [], []
+    from lineage.allpairs import candidate_pairs
+
     for i, j in sorted(candidate_pairs(stats, top)):
         a, b = sorted((stats.ids[i], stats.ids[j]))
         row = cache.get((a, b))

@@ -64,9 +64,11 @@ def test_reading_a_stored_graph_imports_no_heavy_library(db):
     code = (
         "import sys\n"
         "from lineage.store import Store\n"
-        "from lineage.build import build_lineage\n"
-        f"g = build_lineage(Store({str(db)!r}))\n"
+        "from lineage.build import audit, build_lineage\n"
+        f"store = Store({str(db)!r})\n"
+        "g = build_lineage(store)\n"
         "assert g.params['reused'] is True\n"
+        "assert audit(store, 'org/ft').node.parent == 'org/base'\n"
         "print(sorted(m for m in ('torch', 'scipy', 'networkx', 'pandas') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
