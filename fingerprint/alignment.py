@@ -17,11 +17,9 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-import numpy as np
-
 from fingerprint import significance
 from fingerprint.records import Signature, SlotSignature
-from fingerprint.structure import effective_population
+from fingerprint.structure import shared_and_population
 
 # The first numbered block in a slot key: `layers.3.` -> template `layers.*.`, layer 3.
 _LAYER = re.compile(r"(^|\.)(\d+)\.")
@@ -73,8 +71,9 @@ def _layer_tail(la: dict[str, SlotSignature], lb: dict[str, SlotSignature]) -> f
     shared, sizes = 0, []
     for t in common:
         sa, sb = la[t], lb[t]
-        shared += int(np.intersect1d(sa.positions, sb.positions, assume_unique=True).size)
-        sizes.append((effective_population(sa, sb), min(sa.positions.size, sb.positions.size)))
+        both, population = shared_and_population(sa, sb)
+        shared += both
+        sizes.append((population, min(sa.positions.size, sb.positions.size)))
     return significance.combined_tail(shared, sizes)
 
 

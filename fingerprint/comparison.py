@@ -29,9 +29,11 @@ from fingerprint import significance
 from fingerprint.alignment import match_slots, split_key
 from fingerprint.errors import IncompatibleSignaturesError
 from fingerprint.records import Signature, SlotSignature
-from fingerprint.structure import effective_population
+from fingerprint.structure import shared_and_population
 
 VERDICTS = ("identical", "derived", "cousin", "unrelated", "incomparable")
+# the verdicts that say one model's weights come from the other's (parent edges, matches)
+DERIVED = ("identical", "derived")
 DEFAULT_ALPHA = 1e-4
 # The rules that turn two signatures into a PairResult. Bump it with any change that can alter a
 # stored comparison (a verdict, a warning, a number): cached pairs made under another version
@@ -162,9 +164,8 @@ def identity_jaccard(x: np.ndarray, y: np.ndarray, k: int) -> float:
 
 
 def compare_slot(sa: SlotSignature, sb: SlotSignature, k: int, identity_k: int) -> SlotComparison:
-    shared = int(np.intersect1d(sa.positions, sb.positions, assume_unique=True).size)
+    shared, population = shared_and_population(sa, sb)
     kk = min(sa.positions.size, sb.positions.size)
-    population = effective_population(sa, sb)
     return SlotComparison(
         key=sa.key,
         tensor=sa.tensor,
@@ -410,6 +411,11 @@ def _beyond_chance(
     return "unrelated", _few_slots(per_slot, p_value, p_rest, len(left_out), "")
 
 
+def is_position_table(tensor: str) -> bool:
+    """Whether a tensor is a position embedding (a GPT-2 `wpe`, BERT `position_embeddings`)."""
+    return bool(_POSITIONS.search(tensor))
+
+
 def shared_parts(per_slot: tuple[SlotComparison, ...]) -> tuple[SlotComparison, ...]:
     """The slots outside numbered blocks that share a part (overlap >= `PART_OVERLAP`).
 
@@ -421,7 +427,7 @@ def shared_parts(per_slot: tuple[SlotComparison, ...]) -> tuple[SlotComparison, 
         for s in per_slot
         if split_key(s.key) is None
         and s.overlap >= PART_OVERLAP
-        and not _POSITIONS.search(s.tensor)
+        and not is_position_table(s.tensor)
     )
 
 

@@ -73,18 +73,24 @@ def split_shared(pa: np.ndarray, pb: np.ndarray) -> tuple[int, np.ndarray, np.nd
     return int(in_b.sum()), pa[~in_b], pb[~in_a]
 
 
-def effective_population(sa: SlotSignature, sb: SlotSignature) -> int:
-    """The population the two slots' bottom-k behave as drawn from: n, or less where the
-    windows' row or column pattern concentrates the extremes (never below k)."""
+def shared_and_population(sa: SlotSignature, sb: SlotSignature) -> tuple[int, int]:
+    """How many positions the two slots share, and the population their bottom-k behave as
+    drawn from: n, or less where the windows' row or column pattern concentrates the extremes
+    (never below k). One split of the positions serves both."""
+    shared, a, b = split_shared(sa.positions.astype(np.int64), sb.positions.astype(np.int64))
     rows, cols = window_grid(sa)
     if rows * cols != sa.n or sa.n != sb.n or sa.n < 2:
-        return sa.n
-    _, a, b = split_shared(sa.positions.astype(np.int64), sb.positions.astype(np.int64))
+        return shared, sa.n
     f = max(
         _factor(a // cols, b // cols, rows, cols, sa.n),
         _factor(a % cols, b % cols, cols, rows, sa.n),
     )
     if f < MIN_FACTOR:
-        return sa.n
+        return shared, sa.n
     k = max(sa.positions.size, sb.positions.size)
-    return max(k, _grid_floor(sa.n / f))
+    return shared, max(k, _grid_floor(sa.n / f))
+
+
+def effective_population(sa: SlotSignature, sb: SlotSignature) -> int:
+    """The population of `shared_and_population`."""
+    return shared_and_population(sa, sb)[1]
