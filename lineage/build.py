@@ -163,6 +163,7 @@ class Audit:
 
 def audit(store: Store, model_id: str, *, top: int = 5, device: str = "auto") -> Audit:
     """Declared vs recovered lineage of one model, its closest relatives and anomalies."""
+    from fingerprint.comparison import DERIVED
     from lineage.paircache import pair_result
 
     record = store.require_model(model_id)
@@ -175,6 +176,6 @@ def audit(store: Store, model_id: str, *, top: int = 5, device: str = "auto") ->
         node=node,
         parent_edges=tuple(e for e in graph.edges if e.child == model_id),
         children=tuple(sorted(e.child for e in graph.edges if e.parent == model_id)),
-        closest=tuple(p for p in pairs if p.verdict in ("derived", "identical", "cousin"))[:top],
+        closest=tuple(p for p in pairs if p.verdict in (*DERIVED, "cousin"))[:top],
         anomalies=tuple(a for a in graph.anomalies if a.model == model_id),
     )

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchdoc import replace_block  # noqa: E402
 
+from fingerprint.comparison import DERIVED  # noqa: E402
 from lineage.lab import evaluation  # noqa: E402
 
 CLAIMS = ("derived", "identical", "cousin")
@@ -54,7 +55,7 @@ def row(demo: Path, tuned: set[int]) -> tuple[int, str]:
     unrelated = [p for p in same_arch if models[p[0]].family != models[p[1]].family]
     related = [p for p in same_arch if models[p[0]].family == models[p[1]].family]
     false = sum(verdicts.get(frozenset(p)) in CLAIMS for p in unrelated)
-    found = sum(verdicts.get(frozenset(p)) in ("derived", "identical") for p in related)
+    found = sum(verdicts.get(frozenset(p)) in DERIVED for p in related)
     a = report.anomalies["all"] if report.anomalies else None
     seed = truth.seed if truth.seed is not None else -1
     cells = [

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import networkx as nx
 
-from fingerprint.comparison import PairResult
+from fingerprint.comparison import DERIVED, PairResult
 from fingerprint.signature import Signature
 from hub.records import ModelRecord
 from lineage.graph.copies import copy_classes
@@ -70,7 +70,7 @@ def candidates(
     cand.add_nodes_from(sorted(sigs))
     copies = copy_classes(pairs, records)
     for p in pairs:
-        if p.verdict not in ("derived", "identical"):
+        if p.verdict not in DERIVED:
             continue
         o = copies.direction(p.a, p.b)
         if o is None:

@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from fingerprint.comparison import PairResult
+from fingerprint.comparison import DERIVED, PairResult
 from hub.records import ModelRecord
 from lineage.graph.traits import drift
-
-_RELATED = ("derived", "identical")
 
 
 def lift(
@@ -44,14 +42,14 @@ def lift(
         if (
             to_s is None
             or to_p is None
-            or to_p.verdict not in _RELATED
+            or to_p.verdict not in DERIVED
             or any(b.id == s for b in records[m].declared_bases)
         ):
             continue
         near = drift(to_s)
         for t in sorted(children[p] - {s, m}):
             to_t = index.get(frozenset((m, t)))
-            if to_t is not None and to_t.verdict in _RELATED and drift(to_t) <= near:
+            if to_t is not None and to_t.verdict in DERIVED and drift(to_t) <= near:
                 out[m] = p
                 break
     return out

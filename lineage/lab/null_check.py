@@ -14,19 +14,17 @@ It also counts the verdicts those unrelated pairs get: anything but "unrelated" 
 from __future__ import annotations
 
 import itertools
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fingerprint import significance
 from fingerprint.alignment import split_key
-from fingerprint.comparison import FEW_SLOTS, PairResult, compare, spread_tail
+from fingerprint.comparison import FEW_SLOTS, PairResult, compare, is_position_table, spread_tail
 from fingerprint.plan import normalize_name, role_of
 from fingerprint.signature import Signature
 
 # Position embeddings are split from the other embeddings: they are the structured ones.
-_POSITION = re.compile(r"position|wpe")
 ROLES = ("token embedding", "position embedding", "attention", "mlp", "head", "other")
 TAILS = (1e-2, 1e-3)
 
@@ -34,7 +32,7 @@ TAILS = (1e-2, 1e-3)
 def slot_role(tensor: str) -> str:
     """The role a slot is reported under."""
     norm = normalize_name(tensor)
-    if _POSITION.search(norm):
+    if is_position_table(norm):
         return "position embedding"
     role = role_of(norm)
     return "token embedding" if role == "embedding" else role
