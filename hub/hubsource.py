@@ -32,15 +32,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hub import layout
+from hub import bounded_json, layout
 from hub.client import EXPAND, SORTS, HubClient, is_commit, is_repo_id
-from hub.errors import MalformedFileError
+from hub.errors import HubError, MalformedFileError
 from hub.hub_record import record_from_info, sibling_names
 from hub.listing import children_filter, iter_models, parse_since
 from hub.records import ModelRecord
 from hub.remote import MODEL_DEADLINE_S, ReadStats, RemoteFile, RemoteReader, hf_snapshot
 from hub.safetensors_header import SafetensorsHeader, header_length, parse_header
-from hub.tensor_index import Located, TensorIndex, index_tensors
+from hub.tensor_index import Located, TensorIndex, read_weights
 from hub.window_cache import WindowCache, is_content_hash
 
 __all__ = [
@@ -91,6 +91,8 @@ class HubModel(TensorIndex):
         self.files: tuple[str, ...] = tuple(headers)
         self._tensors = tensors
         self._reader = reader
+        # a request costs about what a quarter megabyte does: merge strided ranges closer than that
+        self.read_gap = 256 * 1024
 
     @property
     def revision(self) -> str:
@@ -104,15 +106,13 @@ class HubModel(TensorIndex):
     def bytes_fetched(self) -> int:
         return self._reader.stats.fetched
 
-    def read_range(self, name: str, start: int, end: int) -> bytes:
-        """Bytes [start, end) of tensor `name`'s data, offsets relative to its first byte.
+    def read_file(self, file: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of weight file `file` of the repo (absolute offsets).
 
         Raises:
-            KeyError: no such tensor.
-            ValueError: the range is not within the tensor.
             HubError: the bytes could not be read (gated, network, ...).
         """
-        return self._reader.read(*self.locate_range(name, start, end))
+        return self._reader.read(file, start, end)
 
     def __repr__(self) -> str:
         return f"HubModel({self.model_id!r}, revision={self.revision!r}, files={len(self.files)})"
@@ -240,10 +240,32 @@ def open_hub_model(
         return _small_file(reader, path)
 
     groups = layout.weight_groups(names, read_small, model_id=repo_id, voice=voice)
-    headers = {rel: _header(reader, rel, whole_file) for g in groups for rel in g.files}
-    tensors = index_tensors(groups, headers, repo_id)
+
+    def read_config() -> dict:
+        if layout.CONFIG_NAME not in reader.files:
+            return {}
+        try:
+            doc = bounded_json.loads(read_small(layout.CONFIG_NAME), max_bytes=SMALL_FILE_MAX)
+        except (HubError, bounded_json.JsonBoundError):
+            return {}  # metadata never blocks: the model is read as stored
+        return doc if isinstance(doc, dict) else {}
+
+    def size_of(path: str) -> int | None:
+        f = reader.files.get(path)
+        return f.size if f is not None else None
+
+    weights = read_weights(
+        groups,
+        lambda rel: _header(reader, rel, whole_file),
+        reader.read,
+        size_of,
+        names,
+        read_config,
+        repo_id,
+    )
+    headers, tensors = weights.headers, weights.tensors
     adapter = any(g.adapter for g in groups)
-    extra = {**record.extra, "adapter": adapter}
+    extra = {**record.extra, **weights.extra(), "adapter": adapter}
     base = layout.adapter_base(reader.files, read_small) if adapter else None
     if base:
         extra["adapter_base"] = base
@@ -252,4 +274,6 @@ def open_hub_model(
         parameter_count=sum(h.parameter_count for h in headers.values()),
         extra=extra,
     )
-    return HubModel(record, headers, tensors, reader)
+    model = HubModel(record, headers, tensors, reader)
+    weights.apply(model)
+    return model

@@ -13,11 +13,17 @@ diffusers pipeline's `transformer/`, `unet/`, `text_encoder/` ...):
 2. `sharded`: a shard index `model.safetensors.index.json` (or the diffusers name): its
    `weight_map` names the shards, each a file of the repo inside it;
 3. `adapter`: `adapter_model.safetensors`, a PEFT/LoRA adapter;
-4. `loose`: every other `*.safetensors` of the folder, in name order.
+4. `loose`: every other `*.safetensors` of the folder, in name order;
+5. `gguf`: a llama.cpp GGUF file (or the parts of a split one, `-00001-of-00003.gguf`). A repo
+   holding one GGUF per quantization level is one model: the most precise file is read
+   (`GGUF_PREFERENCE`), the others are its `variants`;
+6. `onnx`: an ONNX export (`model.onnx`; transformers.js keeps them in `onnx/`), the most
+   precise of `ONNX_PREFERENCE` read, the others variants.
 
-A new weight format (GGUF ...) is a new row. Pickle checkpoints (`.bin`, `.pt`, `.pth`,
-`.ckpt`, `.pkl`) are never opened: they only name what is missing in the `no_safetensors`
-message.
+Safetensors come first: a repo that holds the original weights and a GGUF of them is read from
+the original. A new weight format is a new row, and an opener in `hub.formats`. Pickle
+checkpoints (`.bin`, `.pt`, `.pth`, `.ckpt`, `.pkl`) are never opened: they only name what is
+missing in the `no_safetensors` message.
 """
 
 from __future__ import annotations
@@ -36,10 +42,35 @@ ADAPTER_NAME = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 WEIGHT_SUFFIX = ".safetensors"
+GGUF_SUFFIX = ".gguf"
+ONNX_SUFFIX = ".onnx"
+WEIGHT_SUFFIXES = (WEIGHT_SUFFIX, GGUF_SUFFIX, ONNX_SUFFIX)
+CONFIG_NAME = "config.json"
 # A shard index or adapter config larger than this is not what it claims to be: refused unread.
 SMALL_FILE_MAX = 64 * 2**20
-# What an opener may need besides the weights: shard indexes and adapter configs.
-_CANDIDATE_SUFFIXES = (WEIGHT_SUFFIX, ".safetensors.index.json", ADAPTER_CONFIG)
+# What an opener may need besides the weights: shard indexes, adapter configs, ONNX external
+# data, and config.json (read only when the tensors look quantized: `hub.quant`).
+_CANDIDATE_SUFFIXES = (
+    *WEIGHT_SUFFIXES,
+    ".safetensors.index.json",
+    ADAPTER_CONFIG,
+    ".onnx_data",
+    ".onnx.data",
+)
+# GGUF quantization tags as file names carry them, most precise first: the file read when a
+# repo holds several. A file with no known tag comes after all of these.
+GGUF_PREFERENCE = (
+    "F32", "BF16", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_L", "Q5_K_S", "Q5_K", "Q5_1", "Q5_0",
+    "Q4_K_M", "Q4_K_L", "Q4_K_S", "Q4_K", "Q4_1", "Q4_0", "IQ4_XS", "IQ4_NL", "Q3_K_L",
+    "Q3_K_M", "Q3_K_S", "Q3_K", "IQ3_M", "IQ3_S", "IQ3_XS", "IQ3_XXS", "Q2_K_L", "Q2_K",
+    "Q2_K_S", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S", "TQ2_0", "TQ1_0",
+)  # fmt: skip
+# ONNX exports, most precise first (optimum and transformers.js names).
+ONNX_PREFERENCE = (
+    "model.onnx", "model_fp16.onnx", "model_quantized.onnx", "model_int8.onnx",
+    "model_uint8.onnx", "model_q4.onnx", "model_q4f16.onnx", "model_bnb4.onnx",
+)  # fmt: skip
+_GGUF_SPLIT = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
 # A Hub repo id (`namespace/name`): what an adapter's declared base must look like to be kept.
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -60,21 +91,58 @@ def _all_ending(suffix: str) -> Callable[[Collection[str]], list[str]]:
     return find
 
 
+def _gguf_rank(stem: str) -> tuple[int, str]:
+    upper = stem.upper()
+    for i, tag in enumerate(GGUF_PREFERENCE):
+        if re.search(rf"(?:^|[-_.]){tag}(?:$|[-_.])", upper):
+            return (i, stem)
+    return (len(GGUF_PREFERENCE), stem)
+
+
+def gguf_choices(here: Collection[str]) -> list[list[str]]:
+    """The GGUF models of a folder, most precise first, each the list of its files (the parts
+    of a split file together). Vision projectors (`mmproj-*`) are no model of their own."""
+    stems: dict[str, list[str]] = {}
+    for n in here:
+        if n.endswith(GGUF_SUFFIX) and not n.lower().startswith("mmproj"):
+            stems.setdefault(_GGUF_SPLIT.sub("", n).removesuffix(GGUF_SUFFIX), []).append(n)
+    return [sorted(stems[s]) for s in sorted(stems, key=_gguf_rank)]
+
+
+def onnx_choices(here: Collection[str]) -> list[list[str]]:
+    """The ONNX exports of a folder, most precise first (`ONNX_PREFERENCE`, then by name)."""
+    found = [n for n in here if n.endswith(ONNX_SUFFIX)]
+    rank = {name: i for i, name in enumerate(ONNX_PREFERENCE)}
+    return [[n] for n in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))]
+
+
+def _best(choices: Callable[[Collection[str]], list[list[str]]]) -> Callable:
+    def find(here: Collection[str]) -> list[str]:
+        found = choices(here)
+        return found[0] if found else []
+
+    return find
+
+
 @dataclass(frozen=True, slots=True)
 class Layout:
     """One recognised way a folder stores its weights.
 
     Attributes:
-        name: `single`, `sharded`, `adapter`, `loose`.
+        name: `single`, `sharded`, `adapter`, `loose`, `gguf`, `onnx`.
         find: the file names of a folder this layout takes ([] when it does not apply).
         indexed: the file found is a shard index whose `weight_map` names the weight files.
         adapter: the weights are an adapter (PEFT/LoRA), not a whole model.
+        choices: every file set of the folder this layout could read, the one read first; the
+            others are recorded as variants.
     """
 
     name: str
     find: Callable[[Collection[str]], list[str]]
     indexed: bool = False
     adapter: bool = False
+    # the same model in other files, not read (other GGUF quantizations, ONNX variants)
+    choices: Callable[[Collection[str]], list[list[str]]] | None = None
 
 
 # In order of preference: the first row that finds files in a folder decides.
@@ -83,6 +151,8 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout("sharded", _first_of(*INDEX_NAMES), indexed=True),
     Layout("adapter", _first_of(ADAPTER_NAME), adapter=True),
     Layout("loose", _all_ending(WEIGHT_SUFFIX)),
+    Layout("gguf", _best(gguf_choices), choices=gguf_choices),
+    Layout("onnx", _best(onnx_choices), choices=onnx_choices),
 )
 
 
@@ -96,6 +166,8 @@ class WeightGroup:
         files: the weight files, relative to the repo root.
         weight_map: tensor name -> file, from a shard index (empty for other layouts).
         adapter: the files are an adapter's.
+        variants: other files of the folder that hold the same model differently (other GGUF
+            quantizations, ONNX variants), relative to the repo root; not read.
     """
 
     folder: str
@@ -103,6 +175,7 @@ class WeightGroup:
     files: tuple[str, ...]
     weight_map: Mapping[str, str] = field(default_factory=dict)
     adapter: bool = False
+    variants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +204,8 @@ LOCAL_VOICE = Voice(
         "and save with safetensors.torch.save_file, or use the `convert` Space)."
     ),
     nothing=(
-        "{model_id} at {root} holds no *.safetensors weights at its root or one folder down; "
-        "add the model's safetensors files or point at the folder that holds them."
+        "{model_id} at {root} holds no *.safetensors, *.gguf or *.onnx weights at its root or one "
+        "folder down; add the model's weight files or point at the folder that holds them."
     ),
 )
 HUB_VOICE = Voice(
@@ -145,7 +218,10 @@ HUB_VOICE = Voice(
         "{model_id} has only pickle checkpoints ({shown}), which are never downloaded or "
         "unpickled; ask its authors for safetensors weights (the `convert` Space does it)."
     ),
-    nothing="{model_id} holds no *.safetensors weights at its root or one folder down.",
+    nothing=(
+        "{model_id} holds no *.safetensors, *.gguf or *.onnx weights at its root or one folder "
+        "down."
+    ),
 )
 
 
@@ -184,12 +260,12 @@ def _shallow(names: Iterable[str]) -> list[str]:
 
 def candidates(names: Iterable[str]) -> list[str]:
     """Files an opener may have to read: weights, shard indexes, adapter configs, one level deep."""
-    return sorted(n for n in _shallow(names) if n.endswith(_CANDIDATE_SUFFIXES))
+    return sorted(n for n in _shallow(names) if n.endswith(_CANDIDATE_SUFFIXES) or n == CONFIG_NAME)
 
 
 def has_weights(names: Iterable[str]) -> bool:
     """Whether any weight file lies where `weight_groups` looks (a cheap check before I/O)."""
-    return any(n.endswith(WEIGHT_SUFFIX) for n in _shallow(names))
+    return any(n.endswith(WEIGHT_SUFFIXES) for n in _shallow(names))
 
 
 def _place(root: str | None, rel: str) -> str | None:
@@ -271,7 +347,9 @@ def _group(
             # an empty weight_map holds nothing: look on, as for a folder without weights
             return WeightGroup(folder, layout.name, files, wm, layout.adapter) if files else None
         files = tuple(_join(folder, n) for n in found)
-        return WeightGroup(folder, layout.name, files, {}, layout.adapter)
+        others = layout.choices(here)[1:] if layout.choices else []
+        variants = tuple(_join(folder, n) for names_ in others for n in names_)
+        return WeightGroup(folder, layout.name, files, {}, layout.adapter, variants)
     return None
 
 

@@ -17,10 +17,10 @@ from hub import layout
 from hub.errors import MalformedFileError, ModelNotFoundError
 from hub.folders import find_model_dirs, folder_id
 from hub.layout import ADAPTER_NAME, PICKLE_SUFFIXES
-from hub.local_record import build_record, content_id_bytes
+from hub.local_record import build_record, content_id_bytes, read_json
 from hub.records import ModelRecord
 from hub.safetensors_header import SafetensorsHeader, read_header
-from hub.tensor_index import Located, TensorIndex, index_tensors
+from hub.tensor_index import Located, TensorIndex, read_weights
 
 # find_model_dirs, ADAPTER_NAME and PICKLE_SUFFIXES moved (hub.folders, hub.layout); they stay
 # importable from here.
@@ -75,31 +75,28 @@ class LocalModel(TensorIndex):
         self._tensors = tensors
         self._lock = threading.Lock()
         self.bytes_read = sum(8 + h.header_len for h in headers.values())
-        # read_range opens the file per call and counts under a lock: safe to call from threads
+        # read_file opens the file per call and counts under a lock: safe to call from threads
         self.parallel_reads = 4
 
     @property
     def revision(self) -> str:
         return self.record.revision or ""
 
-    def read_range(self, name: str, start: int, end: int) -> bytes:
-        """Bytes [start, end) of tensor `name`'s data, offsets relative to its first byte.
+    def read_file(self, file: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of weight file `file` (absolute offsets, relative path).
 
         Raises:
-            KeyError: no such tensor.
-            ValueError: the range is not within the tensor.
             MalformedFileError: the file is shorter than its header says (changed on disk).
         """
-        file, first, last = self.locate_range(name, start, end)
         with open(self.path / file, "rb") as f:
-            f.seek(first)
-            data = f.read(last - first)
+            f.seek(start)
+            data = f.read(end - start)
         with self._lock:
             self.bytes_read += len(data)
         if len(data) != end - start:
             raise MalformedFileError(
-                f"{file} of {self.model_id} ended before the data of {name!r}; "
-                "re-download the file or re-export it with safetensors.",
+                f"{file} of {self.model_id} ends before byte {end} that its header points at; "
+                "re-download the file or re-export it.",
                 model_id=self.model_id,
                 path=str(self.path / file),
             )
@@ -127,7 +124,7 @@ def open_local_model(
 
     Raises:
         ModelNotFoundError: no such folder.
-        NoSafetensorsError: no safetensors weights (pickle-only folders included).
+        NoSafetensorsError: no safetensors, GGUF or ONNX weights (pickle-only folders included).
         MalformedFileError: a weight file or shard index that does not parse, a missing shard,
             or a tensor stored twice.
     """
@@ -146,8 +143,29 @@ def open_local_model(
     groups = layout.weight_groups(
         names, read_small, model_id=mid, voice=layout.LOCAL_VOICE, root=str(root)
     )
-    headers = {rel: read_header(root / rel, model_id=mid) for g in groups for rel in g.files}
-    tensors = index_tensors(groups, headers, mid)
+
+    def read_at(rel: str, start: int, end: int) -> bytes:
+        with open(root / rel, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start)
+        if len(data) != end - start:
+            raise MalformedFileError(
+                f"{rel} of {mid} ends before byte {end}; re-download or re-export the file.",
+                model_id=mid,
+                path=str(root / rel),
+            )
+        return data
+
+    weights = read_weights(
+        groups,
+        lambda rel: read_header(root / rel, model_id=mid),
+        read_at,
+        lambda rel: (root / rel).stat().st_size,
+        names,
+        lambda: read_json(root / layout.CONFIG_NAME),
+        mid,
+    )
+    headers, tensors = weights.headers, weights.tensors
     adapter = any(g.adapter for g in groups)
     record = build_record(
         root,
@@ -157,8 +175,10 @@ def open_local_model(
         adapter_base=layout.adapter_base(names, read_small) if adapter else None,
         source=source,
         revision=revision,
+        extra=weights.extra(),
     )
     model = LocalModel(root, record, headers, tensors)
+    weights.apply(model)
     if revision is None:  # the content id sampled the data: count those reads too
         model.bytes_read += content_id_bytes(headers)
     return model

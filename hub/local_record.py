@@ -87,6 +87,7 @@ def build_record(
     adapter_base: str | None,
     source: str,
     revision: str | None,
+    extra: dict | None = None,
 ) -> ModelRecord:
     """What a folder says about its model: card (README.md front matter), config.json, headers.
 
@@ -100,6 +101,7 @@ def build_record(
         adapter_base: the adapter's declared base repo (`extra["adapter_base"]`), if any.
         source: `record.source`.
         revision: the revision when known; None computes `content_id`.
+        extra: more facts for `record.extra` (the quantization, variants: `hub.tensor_index`).
     """
     card = read_card(root / "README.md")
     raw_tags = card.get("tags")
@@ -108,7 +110,7 @@ def build_record(
     )
     tags = [t.strip() for t in tags if isinstance(t, str) and t.strip()]
     config = read_json(root / "config.json")
-    extra: dict = {"adapter": adapter}
+    extra = {**(extra or {}), "adapter": adapter}
     if adapter_base:
         extra["adapter_base"] = adapter_base
     record = ModelRecord(

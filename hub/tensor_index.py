@@ -4,17 +4,24 @@ A source (a local folder, a Hub repo) finds its weight files (`hub.layout`), par
 headers (`hub.safetensors_header`) and builds a `TensorIndex`; it then only has to read byte
 ranges of its files (`read_range` on top of `locate_range`). Windows are read and decoded here
 (`read_window`, through `hub.decode`), so every source satisfies
-`fingerprint.protocol.TensorSource` the same way.
+`fingerprint.protocol.TensorSource` the same way. Packed tensors (`hub.packed`: GGUF blocks,
+GPTQ, bitsandbytes ...) are listed under their float names and read through their codec,
+from the same `read_file`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from hub import decode, dtypes
+import numpy as np
+
+from hub import decode, dtypes, formats, quant
 from hub.errors import MalformedFileError
+from hub.formats import ReadAt, SizeOf
 from hub.layout import WeightGroup
+from hub.packed import Packed, Recognized, coalesce
 from hub.records import ModelRecord, TensorInfo, TensorWindow
 from hub.safetensors_header import SafetensorsHeader, TensorEntry
 
@@ -75,27 +82,42 @@ def index_tensors(
 class TensorIndex:
     """The tensors of one model and where each lies; a `fingerprint.protocol.TensorSource`.
 
-    Subclasses set `record` and `_tensors` and implement `read_range` on top of `locate_range`.
+    Subclasses set `record` and `_tensors` (and `_packed` for packed tensors, through
+    `add_packed`) and implement `read_file`; `read_gap` is how many bytes between two ranges
+    they would rather read than ask for twice.
     """
 
     record: ModelRecord
     _tensors: dict[str, Located]
+    _packed: Mapping[str, Packed] = {}
+    read_gap: int = 4096
 
     @property
     def model_id(self) -> str:
         return self.record.id
 
+    def add_packed(self, found: Recognized) -> None:
+        """List `found.packed` under their float names in place of the stored tensors they read."""
+        self._tensors = {n: loc for n, loc in self._tensors.items() if n not in found.consumed}
+        self._packed = {**self._packed, **found.packed}
+
     def tensor_infos(self) -> Sequence[TensorInfo]:
-        """Every tensor, sorted by name."""
-        return [
+        """Every tensor, sorted by name: stored ones, and packed ones under their float names."""
+        infos = [
             TensorInfo(
                 name=n,
                 dtype=loc.entry.dtype,
                 shape=loc.entry.shape,
                 decodable=decode.decodable(loc.entry.dtype),
             )
-            for n, loc in sorted(self._tensors.items())
+            for n, loc in self._tensors.items()
+            if n not in self._packed
         ]
+        infos += [
+            TensorInfo(name=n, dtype=p.codec.dtype, shape=p.shape, decodable=True)
+            for n, p in self._packed.items()
+        ]
+        return sorted(infos, key=lambda i: i.name)
 
     def entry(self, name: str) -> TensorEntry:
         """Where tensor `name` lies in its file (absolute offsets); KeyError if unknown."""
@@ -122,9 +144,24 @@ class TensorIndex:
             )
         return loc.file, loc.entry.start + start, loc.entry.start + end
 
-    def read_range(self, name: str, start: int, end: int) -> bytes:
-        """Bytes [start, end) of tensor `name`'s data, offsets relative to its first byte."""
+    def read_file(self, file: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of a weight file (absolute offsets), exactly `end - start` of them.
+
+        Raises:
+            MalformedFileError: the file is shorter than its header says.
+            HubError: the bytes could not be fetched (remote sources).
+        """
         raise NotImplementedError
+
+    def read_range(self, name: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of tensor `name`'s data, offsets relative to its first byte.
+
+        Raises:
+            KeyError: no such tensor.
+            ValueError: the range is not within the tensor.
+            MalformedFileError, HubError: see `read_file`.
+        """
+        return self.read_file(*self.locate_range(name, start, end))
 
     def read_window(self, name: str, n: int) -> TensorWindow:
         """The first `n` elements of tensor `name` (row-major), decoded to float32.
@@ -135,8 +172,128 @@ class TensorIndex:
             KeyError: no such tensor, or no decoder for its dtype (see `hub.decode.decodable`).
             ValueError: the tensor has fewer than `n` elements.
         """
+        packed = self._packed.get(name)
+        if packed is not None:
+            return self._read_packed(packed, n)
         dtype = self._locate(name).entry.dtype
         if not decode.decodable(dtype):
             raise KeyError(f"{name!r} of {self.model_id} is {dtype}, which is not decoded")
         raw = self.read_range(name, 0, n * dtypes.size(dtype))
         return TensorWindow(values=decode.decode(raw, dtype), raw=raw)
+
+    def _read_packed(self, packed: Packed, n: int) -> TensorWindow:
+        """The first `n` elements of a packed tensor: the codec's ranges, read with small holes
+        merged (`read_gap`), decoded. `raw` is the bytes the codec asked for, wherever they
+        were read from, so a window's digest does not depend on the source."""
+        wanted: list[tuple[str, int, int]] = []
+        for r in packed.codec.reads(n):
+            part = packed.parts[r.part]
+            if not 0 <= r.start <= r.end <= part.nbytes:
+                raise MalformedFileError(
+                    f"{packed.name!r} of {self.model_id} needs bytes [{r.start}, {r.end}) of its "
+                    f"{r.part} in {part.file}, which holds {part.nbytes}; the file does not match "
+                    "its header or config",
+                    model_id=self.model_id,
+                    path=part.file,
+                )
+            wanted.append((part.file, part.start + r.start, part.start + r.end))
+        blocks: dict[str, tuple[list[int], list[bytes]]] = {}
+        for file in sorted({w[0] for w in wanted}):
+            spans = coalesce([(s, e) for f, s, e in wanted if f == file], self.read_gap)
+            blocks[file] = ([s for s, _ in spans], [self.read_file(file, s, e) for s, e in spans])
+        chunks = []
+        for file, start, end in wanted:
+            starts, data = blocks[file]
+            i = bisect.bisect_right(starts, start) - 1
+            chunks.append(data[i][start - starts[i] : end - starts[i]])
+        try:
+            values = packed.codec.decode(n, chunks)
+        except ValueError as err:
+            raise MalformedFileError(
+                f"{packed.name!r} of {self.model_id} ({packed.codec.method}) does not decode: "
+                f"{err}; re-download or re-quantize the model",
+                model_id=self.model_id,
+                path=next(iter(packed.parts.values())).file,
+            ) from err
+        return TensorWindow(values=np.asarray(values, dtype=np.float32), raw=b"".join(chunks))
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """A model's weight files as read by its source, before its record is made.
+
+    Attributes:
+        headers: each weight file's header (safetensors, or the one a `hub.formats` opener
+            made), by path relative to the repo root.
+        tensors: stored tensor name -> where it lies.
+        found: the packed float tensors of each file format or quantization found.
+        variants: other files holding the same model (`WeightGroup.variants`).
+    """
+
+    headers: dict[str, SafetensorsHeader]
+    tensors: dict[str, Located]
+    found: tuple[Recognized, ...]
+    variants: tuple[str, ...]
+
+    @property
+    def method(self) -> str:
+        """The quantization or format the model is read through (`gguf:Q4_K`), "" for plain
+        float safetensors."""
+        return ",".join(dict.fromkeys(f.method for f in self.found if f.method))
+
+    def extra(self) -> dict[str, object]:
+        """What the record keeps of it: `quantization` and `variants`, when there are any."""
+        out: dict[str, object] = {}
+        if self.method:
+            out["quantization"] = self.method
+        if self.variants:
+            out["variants"] = list(self.variants)
+        return out
+
+    def apply(self, index: TensorIndex) -> None:
+        """List the packed tensors on the model's index."""
+        for f in self.found:
+            index.add_packed(f)
+
+
+def read_weights(
+    groups: Sequence[WeightGroup],
+    safetensors_header: Callable[[str], SafetensorsHeader],
+    read_at: ReadAt,
+    size_of: SizeOf,
+    names: Collection[str],
+    read_config: Callable[[], Mapping],
+    model_id: str,
+) -> Weights:
+    """Headers, tensor index and packed tensors of a model's weight groups: what a local folder
+    and a Hub repo do alike once they can read bytes.
+
+    Args:
+        groups: the weight groups (`hub.layout.weight_groups`).
+        safetensors_header: parses one safetensors file's header.
+        read_at: reads bytes of a repo file (format openers parse from it).
+        size_of: a repo file's size.
+        names: every file of the repo.
+        read_config: config.json as a dict ({} when absent); called only when stored names
+            look quantized.
+        model_id: for messages.
+
+    Raises:
+        MalformedFileError: a file that does not parse (see `index_tensors` and the openers).
+    """
+    headers: dict[str, SafetensorsHeader] = {}
+    found: list[Recognized] = []
+    for g in groups:
+        open_file = formats.opener(g.layout)
+        for rel in g.files:
+            if open_file is None:
+                headers[rel] = safetensors_header(rel)
+            else:
+                opened = open_file(rel, read_at, size_of, names, model_id)
+                headers[rel] = opened.header
+                found.append(opened.found)
+    tensors = index_tensors(groups, headers, model_id)
+    if quant.looks_packed(list(tensors)):
+        found.append(quant.recognize(tensors, read_config(), model_id))
+    variants = tuple(v for g in groups for v in g.variants)
+    return Weights(headers, tensors, tuple(found), variants)

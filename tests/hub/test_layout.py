@@ -114,7 +114,9 @@ def test_no_safetensors_names_the_pickles():
         _groups(dict.fromkeys(names, b""))
     assert "x.ckpt" not in str(info.value)  # two folders down is not looked at
     err = layout.no_safetensors(["config.json"], model_id="org/m", voice=layout.HUB_VOICE)
-    assert str(err) == "org/m holds no *.safetensors weights at its root or one folder down."
+    assert str(err) == (
+        "org/m holds no *.safetensors, *.gguf or *.onnx weights at its root or one folder down."
+    )
 
 
 @pytest.mark.parametrize(
