@@ -125,6 +125,8 @@ def _suspicious_copy(s: Subject) -> list[Finding]:
         and s.record.downloads < FEW_DOWNLOADS
         and best.overlap > COPY_OVERLAP
         and best.relation != "quantized"
+        # a GGUF or ONNX conversion is packaging, not a copy (an undeclared one is missing_base)
+        and not best.method
         and (s.identical or not s.declared)
     ):
         return []

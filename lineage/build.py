@@ -136,6 +136,9 @@ class Audit:
             "recovered_parents": list(self.node.parents) if self.node else [],
             "family": self.node.family if self.node else None,
             "relation": self.node.relation if self.node else None,
+            # the file format or quantization the weights were read through ("" for safetensors)
+            "format": _file_format(self.model),
+            "variants": list(self.model.extra.get("variants", [])),
             "children": list(self.children),
             "parent_edges": [{k: getattr(e, k) for k in Edge.__slots__} for e in self.parent_edges],
             "closest": [
@@ -159,6 +162,11 @@ class Audit:
             ],
             "anomalies": [a.to_dict() for a in self.anomalies],
         }
+
+
+def _file_format(rec: ModelRecord) -> str:
+    method = rec.extra.get("quantization")
+    return method if isinstance(method, str) else ""
 
 
 def audit(store: Store, model_id: str, *, top: int = 5, device: str = "auto") -> Audit:

@@ -34,6 +34,9 @@ class Edge:
     # what differs in structure between the two (the pair's `changes`): "vocabulary extended",
     # layers dropped or matched by content
     notes: tuple[str, ...] = ()
+    # the child's file format or quantization as read (`gguf:Q4_K_M`, `gptq:4bit-g128`,
+    # `onnx:fp32`); "" for safetensors floats
+    method: str = ""
 
 
 @dataclass(frozen=True, slots=True)

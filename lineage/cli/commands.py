@@ -236,6 +236,10 @@ def cmd_audit(args: argparse.Namespace, store: Store) -> int:
         + (f"  [{doc['relation']}]" if doc["relation"] else "")
     )
     print(f"  family          {doc['family']}")
+    if doc["format"]:
+        print(f"  read from       {doc['format']}")
+    if doc["variants"]:
+        print(f"  variants        {', '.join(doc['variants'])} (not read)")
     if doc["children"]:
         print(f"  children        {', '.join(doc['children'])}")
     print("  closest models")

@@ -12,6 +12,7 @@ from hub.records import ModelRecord
 from lineage.allpairs import PairStats
 from lineage.graph.params import GraphParams
 from lineage.graph.relations import parents_of
+from lineage.graph.traits import file_format
 from lineage.records import Anomaly, Cousin, Edge, LineageGraph, Node
 
 
@@ -67,6 +68,7 @@ def assemble(
                     direction=direction,
                     direction_by=direction_by,
                     notes=structure_changes(sigs[u], sigs[v], pr),
+                    method=file_format(rec),
                 )
             )
         nodes.append(

@@ -6,6 +6,12 @@ Instruct) than to the base itself, and branching hangs it under the sibling. A r
 is closer to S than to S's siblings: they differ from S by their own drift. When the branching
 put M under S, but some sibling T of S (another child of S's parent P) is at least as close to M
 as S is, nothing singles S out: M is hung under P instead. A card that declares S keeps S.
+
+Quantizations of one source are siblings: a GGUF repo's Q8_0 and another's Q4_K_M sit as close
+to each other as to the source, and branching may chain them. A quantized model hung under
+another quantized model it does not declare, and related to that one's float parent P too, is
+hung under P. (A model only on a grid, such as a QLoRA fine-tune saved on its 4-bit base's
+grid, keeps its quantized parent.)
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Mapping
 
 from fingerprint.comparison import DERIVED, PairResult
 from hub.records import ModelRecord
-from lineage.graph.traits import drift
+from lineage.graph.traits import drift, is_quantized_meta
 
 
 def lift(
@@ -45,6 +51,10 @@ def lift(
             or to_p.verdict not in DERIVED
             or any(b.id == s for b in records[m].declared_bases)
         ):
+            continue
+        quantized = is_quantized_meta(records[m]) and is_quantized_meta(records[s])
+        if quantized and not is_quantized_meta(records[p]):
+            out[m] = p
             continue
         near = drift(to_s)
         for t in sorted(children[p] - {s, m}):

@@ -27,9 +27,33 @@ def upload_order(rec: ModelRecord) -> tuple[str, int, str]:
     return (rec.created_at or "9999", -(rec.downloads or 0), rec.id)
 
 
+# A format read without quantization (a GGUF of F16 weights, an fp32 ONNX export) is a copy in
+# another file format, not a quantization.
+_FLOAT_METHOD = re.compile(r":(?:all_|mostly_)?(?:f|fp|bf)(?:16|32)$", re.I)
+# the bits a storage code names: Q4_K, GPTQ_I4, NF4, BNB_I8, ONNX_U8 (block scales left out)
+_CODE_BITS = re.compile(r"(\d+)")
+
+
+def quantization(rec: ModelRecord) -> str:
+    """The quantization the weights were read through (`gguf:Q4_K_M`, `gptq:4bit-g128`), ""
+    for float weights, float GGUF/ONNX conversions included."""
+    method = rec.extra.get("quantization")
+    if not isinstance(method, str) or not method:
+        return ""
+    return "" if all(_FLOAT_METHOD.search(m) for m in method.split(",")) else method
+
+
+def file_format(rec: ModelRecord) -> str:
+    """The format the weights were read through, quantized or not (`gguf:F16`), "" for
+    safetensors floats."""
+    method = rec.extra.get("quantization")
+    return method if isinstance(method, str) else ""
+
+
 def is_quantized_meta(rec: ModelRecord) -> bool:
-    """Whether the card or the name says quantized (a declared relation, or a word like gptq)."""
-    if any(b.relation == "quantized" for b in rec.declared_bases):
+    """Whether the files, the card or the name say quantized: a packed format read from the
+    files, a declared relation, or a word like gptq."""
+    if quantization(rec) or any(b.relation == "quantized" for b in rec.declared_bases):
         return True
     text = " ".join([rec.id, *rec.tags])
     return bool(_QUANT_WORDS.search(text))
@@ -65,9 +89,18 @@ def mean_kurtosis(sig: Signature) -> float:
     return float(np.mean([s.kurtosis for s in sig.slots])) if sig.slots else 0.0
 
 
+def storage_bits(code: str) -> int:
+    """Bits per element of a storage code: the safetensors table, else the width a packed
+    code names (`Q4_K` 4, `GPTQ_I4` 4, `BNB_I8` 8), else 32."""
+    if code in DTYPE_BITS:
+        return DTYPE_BITS[code]
+    m = _CODE_BITS.search(code)
+    return int(m.group(1)) if m else 32
+
+
 def float_bits(sig: Signature) -> float:
-    """Mean bits per element over the slots (32 without slots or for an unknown code)."""
-    return float(np.mean([DTYPE_BITS.get(s.dtype, 32) for s in sig.slots])) if sig.slots else 32.0
+    """Mean bits per element over the slots (32 without slots)."""
+    return float(np.mean([storage_bits(s.dtype) for s in sig.slots])) if sig.slots else 32.0
 
 
 def drift(pair: PairResult) -> float:

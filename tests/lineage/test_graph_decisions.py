@@ -215,3 +215,35 @@ def test_quantized_metadata_does_not_orient_two_models_on_a_grid(tmp_path):
     nodes = _nodes(build_graph(records, sigs, params=params, device="cpu"))
     assert nodes["q/base-q"].parent == "org/base"
     assert nodes["u/tuned"].parent == "q/base-q"
+
+
+def _int8(t: Tensors) -> Tensors:
+    """Each row of every matrix but the embedding rounded onto 255 levels (an 8-bit grid)."""
+    out = {}
+    for n, v in t.items():
+        if v.ndim == 2 and "embed" not in n:
+            scale = v.abs().amax(dim=1, keepdim=True) / 127
+            v = (v / scale).round() * scale
+        out[n] = v
+    return out
+
+
+def test_two_quantizations_of_one_source_are_siblings_not_a_chain(tmp_path):
+    base = llama_tensors(7, layers=2)
+    q8 = _int8(noisy(base, 0.05, seed=3))  # an 8-bit upload of a lightly tuned base
+    records, sigs = _zoo(
+        tmp_path,
+        {
+            # equal downloads: no confidence gap keeps the 4-bit model off the 8-bit one
+            "org/base": (base, "2024-01-01", 1000, None),
+            "q/base-int8": (q8, "2024-02-01", 1000, _card("org/base", "quantized")),
+            # made from the 8-bit upload (so nearer to it than to the source); its card says
+            # nothing, its name says 4bit
+            "z/base-4bit": (_four_bit(q8), "2024-03-01", 100, None),
+        },
+    )
+    nodes = _nodes(build_graph(records, sigs, params=GraphParams(), device="cpu"))
+    assert nodes["q/base-int8"].parent == "org/base"
+    assert nodes["z/base-4bit"].parent == "org/base"
+    assert nodes["z/base-4bit"].relation == "quantized"
+    assert not nodes["q/base-int8"].anomalies
