@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -62,7 +63,7 @@ class PairRow:
         log10_p: log10 of it, kept because p underflows to 0 for real relatives.
         slots_compared: how many slots both signatures share.
         verdict: identical / derived / cousin / unrelated / incomparable.
-        detail: anything else, stored as JSON. For a detailed comparison
+        detail: anything else, stored packed (`pack_detail`: deflated JSON, per-slot columns). For a detailed comparison
             (`lineage.paircache.pair_row`) it is the rest of the `PairResult`, each value
             once: overlap_std/median/min, slots_a/b, per_slot, warnings.
     """
@@ -156,6 +157,35 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
 
 
+# A pair's detail is stored packed: its per-slot list as columns (field names once, not once
+# per slot) and the JSON deflated; at 1,000 models the detail made most of the database. Rows
+# written before are JSON text and read as they are.
+_PACKED = b"LZ1"
+
+
+def pack_detail(detail: dict) -> bytes:
+    """The stored form of a pair's `detail`: `_PACKED` + zlib of JSON, `per_slot` columnar."""
+    doc = dict(detail)
+    slots = doc.get("per_slot")
+    if isinstance(slots, list) and slots and all(isinstance(s, dict) for s in slots):
+        names = sorted(slots[0])
+        if all(sorted(s) == names for s in slots):  # one set of fields: columns
+            doc["per_slot"] = {"columns": names, "rows": [[s[k] for k in names] for s in slots]}
+    return _PACKED + zlib.compress(dumps(doc).encode(), 6)
+
+
+def unpack_detail(stored: str | bytes) -> dict:
+    """`detail` as written: packed (`pack_detail`) or plain JSON text (rows of older versions)."""
+    if isinstance(stored, bytes) and stored.startswith(_PACKED):
+        doc = json.loads(zlib.decompress(stored[len(_PACKED) :]))
+        slots = doc.get("per_slot")
+        if isinstance(slots, dict):
+            names = slots["columns"]
+            doc["per_slot"] = [dict(zip(names, row, strict=True)) for row in slots["rows"]]
+        return doc
+    return json.loads(stored)
+
+
 def now() -> str:
     """The current time as stored: ISO 8601, UTC, microseconds, `Z`."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -219,7 +249,7 @@ def model_from_row(row: sqlite3.Row) -> ModelRecord:
 # How a column is read back where it is not stored as it is kept.
 _READERS: dict[str, Callable[[Any], Any]] = {
     "blob": bytes,
-    "detail": json.loads,
+    "detail": unpack_detail,
     "params": json.loads,
     "summary": json.loads,
 }
@@ -253,7 +283,7 @@ def pair_values(r: PairRow) -> tuple[Any, ...]:
         r.log10_p,
         int(r.slots_compared),
         r.verdict,
-        dumps(r.detail or {}),
+        pack_detail(r.detail or {}),
     )
 
 

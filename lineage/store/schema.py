@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from lineage.store.rows import dumps
+from lineage.store.rows import pack_detail, unpack_detail
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration"]
 
@@ -110,15 +110,17 @@ def _v2_pair_detail_once(conn: sqlite3.Connection) -> None:
     the fields that are columns, with slots_a/slots_b in the row's order. Other details (the
     overlap-only background pairs store `{}`) are left as they are.
     """
-    rows = conn.execute("SELECT a, b, detail FROM pairs WHERE detail LIKE '%\"result\"%'")
-    for a, b, text in rows.fetchall():
-        result = json.loads(text).get("result")
+    rows = conn.execute("SELECT a, b, detail FROM pairs")
+    for a, b, stored in rows.fetchall():
+        result = unpack_detail(stored).get("result")
         if not isinstance(result, dict):
             continue
         detail = {k: v for k, v in result.items() if k not in _PAIR_RESULT_COLUMNS}
         if result.get("a") != a:  # computed the other way round: the slot counts follow a, b
             detail["slots_a"], detail["slots_b"] = result.get("slots_b"), result.get("slots_a")
-        conn.execute("UPDATE pairs SET detail = ? WHERE a = ? AND b = ?", (dumps(detail), a, b))
+        conn.execute(
+            "UPDATE pairs SET detail = ? WHERE a = ? AND b = ?", (pack_detail(detail), a, b)
+        )
 
 
 def _v3_graphs(conn: sqlite3.Connection) -> None:
@@ -128,5 +130,21 @@ def _v3_graphs(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_pair_detail_once, _v3_graphs)
+def _v4_packed_detail(conn: sqlite3.Connection) -> None:
+    """Version 4: pair details packed (`rows.pack_detail`: per-slot columns, deflated), about
+    14x smaller; details still stored as JSON text are packed now."""
+    rows = conn.execute("SELECT a, b, detail FROM pairs WHERE typeof(detail) = 'text'")
+    for a, b, text in rows.fetchall():
+        conn.execute(
+            "UPDATE pairs SET detail = ? WHERE a = ? AND b = ?",
+            (pack_detail(json.loads(text)), a, b),
+        )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_initial,
+    _v2_pair_detail_once,
+    _v3_graphs,
+    _v4_packed_detail,
+)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sqlite3
@@ -575,3 +576,22 @@ def test_a_run_left_running_by_a_dead_process_is_marked_killed_at_the_next_start
         store.finish_run(third, {})
         assert [r.status for r in store.runs()] == ["killed", "ok", "ok"]
         assert store.runs()[1].summary == {"n": 1}
+
+
+def test_pair_detail_is_stored_packed_and_old_json_rows_still_read(store: Store, db: Path):
+    store.upsert_model(ModelRecord(id="org/a"))
+    store.upsert_model(ModelRecord(id="org/b"))
+    slots = [
+        {"key": f"layers.{i}.q|64|4096", "tensor": f"layers.{i}.q", "overlap": i / 64, "k": 512}
+        for i in range(64)
+    ]
+    detail = {"per_slot": slots, "warnings": ["few slots"], "layer_map": [[0, 1]]}
+    store.put_pairs([pair("org/a", "org/b", detail=detail)])
+    assert store.get_pair("org/a", "org/b").detail == detail
+    with sqlite3.connect(db) as raw:
+        (stored,) = raw.execute("SELECT detail FROM pairs").fetchone()
+        assert isinstance(stored, bytes)  # packed: columns once, deflated
+        assert len(stored) * 5 < len(json.dumps(detail))
+        # a row written by an older version (plain JSON text) reads as before
+        raw.execute("UPDATE pairs SET detail = ?", (json.dumps(detail),))
+    assert store.get_pair("org/a", "org/b").detail == detail
