@@ -13,6 +13,8 @@ the pair's p-value is the one the verdict was calibrated on.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -41,8 +43,10 @@ class LayerMatch:
     layer_map: tuple[tuple[int, int], ...]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def split_key(key: str) -> tuple[str, int] | None:
-    """(template, layer) of a slot key inside a numbered block, else None."""
+    """(template, layer) of a slot key inside a numbered block, else None (cached: the same
+    keys come back in every pair of an all-pairs run)."""
     m = _LAYER.search(key)
     if m is None:
         return None
