@@ -28,6 +28,7 @@ _EXPORTS = {
     "Anomaly": "lineage.records",
     "export": "lineage.present.export",
     "to_networkx": "lineage.present.export",
+    "write_atlas": "lineage.present.atlas",
     "build_report": "lineage.present.report",
     "pairs_frame": "lineage.present.report_frame",
     "write_all_figures": "lineage.present.plots",

@@ -179,6 +179,16 @@ def cmd_tree(args: argparse.Namespace, store: Store) -> int:
                 "`lineage add` or `lineage crawl` it first",
             )
         family = node.family
+    if args.format == "html":  # the atlas, as `lineage view` writes it
+        from lineage.cli.view import hub_ids
+        from lineage.present.atlas import render_atlas, write_atlas
+
+        ids = hub_ids(store)
+        if args.out is None:
+            sys.stdout.write(render_atlas(graph, family, hub_ids=ids))
+        else:
+            print(f"wrote {write_atlas(graph, args.out, family, hub_ids=ids)}")
+        return 0
     if args.out is None:
         sys.stdout.write(render(graph, args.format, family))
         return 0

@@ -178,7 +178,7 @@ COMMANDS: tuple[Command, ...] = (
         "tree",
         library="lineage.build:build_lineage",
         run="lineage.cli.commands:cmd_tree",
-        help="the recovered family trees (json, graphml, gexf, csv, dot)",
+        help="the recovered family trees (json, graphml, gexf, csv, dot, html: the atlas)",
         description="Recover families and parent -> child edges from every fingerprinted model "
         "and print them as JSON (nodes: id, family, parent, parents, relation, confidence, "
         "downloads, created_at, declared_base, anomalies; edges: parent, child, overlap, "
@@ -196,6 +196,38 @@ COMMANDS: tuple[Command, ...] = (
                 help="write here (csv writes PATH_nodes.csv and PATH_edges.csv); default: "
                 "stdout (for csv, the edges table)",
             ),
+            DEVICE,
+        ),
+        reads=True,
+    ),
+    Command(
+        "view",
+        library="lineage.present.atlas:write_atlas",
+        run="lineage.cli.view:cmd_view",
+        help="the interactive atlas: one HTML page to search, focus and click through",
+        description="Write the recovered trees as one self-contained HTML page that opens from "
+        "disk with nothing fetched: search a model id, focus its family, switch between "
+        "layered trees and a global map; colour is the relation to the parent, size the "
+        "downloads (log), red rings mark anomalies (hover for their evidence), dotted links "
+        "join cousins; hover an edge for overlap, identity, p-value and relation; click a node "
+        "for its Hub page (--endpoint, else $HF_ENDPOINT, else https://huggingface.co; local "
+        "models get no link). Smooth at 10,000 models (WebGL). The same page: `lineage tree "
+        "--format html`.",
+        args=(
+            arg(
+                "--out",
+                default="lineage-atlas.html",
+                metavar="FILE",
+                help="(default: ./lineage-atlas.html)",
+            ),
+            arg("--family", metavar="ID", help="only the family of this model"),
+            arg(
+                "--endpoint",
+                metavar="URL",
+                default=None,
+                help="Hub URL for the links (default: $HF_ENDPOINT, else https://huggingface.co)",
+            ),
+            arg("--open", action="store_true", help="open it in the default browser"),
             DEVICE,
         ),
         reads=True,

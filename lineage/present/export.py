@@ -1,4 +1,4 @@
-"""Exports of a LineageGraph: node-link JSON, GraphML, GEXF, CSV and DOT.
+"""Exports of a LineageGraph: node-link JSON, GraphML, GEXF, CSV, DOT and the HTML atlas.
 
 GraphML and GEXF carry only scalar attributes, so lists become comma-separated text and None
 becomes an empty string; `to_networkx` keeps the real values. GEXF names the node attribute
@@ -7,7 +7,9 @@ date for Gephi's timeline. `render` gives any format as text (stdout). Every for
 `direction` ("evidence" or "unknown") and `direction_by`; DOT draws an unknown direction dashed
 and without an arrowhead. Cousins (models sharing only tensors outside their blocks) are in the
 JSON tree (`"cousins"`) and drawn by DOT as grey dotted lines without arrows; the parent-edge
-formats (GraphML, GEXF, CSV) hold parent edges only.
+formats (GraphML, GEXF, CSV) hold parent edges only. `html` is the interactive atlas
+(`lineage.present.atlas`), one self-contained page; here every Hub-shaped id gets a Hub link
+(`lineage view` knows which models are local and passes that).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ if TYPE_CHECKING:  # networkx loads when a graph is built: `tree --help` reads F
     import networkx as nx
     import pandas as pd
 
-FORMATS = ("json", "graphml", "gexf", "csv", "dot")
+FORMATS = ("json", "graphml", "gexf", "csv", "dot", "html")
 # extra DOT edge attributes by direction: a guessed direction is drawn without an arrowhead
 _DOT_DIRECTION = {"evidence": "", "unknown": ", style=dashed, dir=none"}
 
@@ -116,6 +118,10 @@ def render(graph: LineageGraph, fmt: str, family: str | None = None) -> str:
         return json.dumps(graph.to_json(family), indent=2) + "\n"
     if fmt == "dot":
         return to_dot(graph, family)
+    if fmt == "html":
+        from lineage.present.atlas import render_atlas
+
+        return render_atlas(graph, family)
     if fmt == "csv":
         return _table(graph.to_json(family)["edges"]).to_csv(index=False)
     import networkx as nx
@@ -148,5 +154,9 @@ def export(graph: LineageGraph, fmt: str, out: str | Path, family: str | None = 
         _table(doc["nodes"]).to_csv(nodes, index=False)
         _table(doc["edges"]).to_csv(edges, index=False)
         return [nodes, edges]
+    if fmt == "html":
+        from lineage.present.atlas import write_atlas
+
+        return [write_atlas(graph, out, family)]
     out.write_text(render(graph, fmt, family))
     return [out]

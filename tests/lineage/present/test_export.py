@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 
@@ -114,6 +115,12 @@ def test_graphviz_renders_the_dot():
     assert "org/a" in out.stdout
 
 
+def _atlas_data(page: str) -> str:
+    found = re.search(r'id="atlas-data">(.*?)</script>', page, re.S)
+    assert found is not None, "the atlas page carries its data"
+    return found.group(1)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_renders_as_text_that_parses(fmt):
     text = render(_graph(), fmt)
@@ -123,5 +130,6 @@ def test_every_format_renders_as_text_that_parses(fmt):
         "gexf": lambda t: nx.read_gexf(io.BytesIO(t.encode())).number_of_edges(),
         "csv": lambda t: len(list(csv.DictReader(io.StringIO(t)))),
         "dot": lambda t: t.count(" -> ") - 1,  # the cousin line is not a parent edge
+        "html": lambda t: len(json.loads(_atlas_data(t))["graph"]["edges"]),
     }[fmt]
     assert parse(text) == 2
