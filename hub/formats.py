@@ -42,7 +42,9 @@ class Opened:
 
 # layout name -> "module:function"; function(rel, read_at, size_of, names, model_id) -> Opened,
 # `names` being every file of the repo (an ONNX file names its external data files).
-FILE_FORMATS: dict[str, str] = {}
+FILE_FORMATS: dict[str, str] = {
+    "onnx": "hub.onnx.opener:open_onnx",
+}
 
 
 def opener(layout: str) -> Callable[[str, ReadAt, SizeOf, Collection[str], str], Opened] | None:

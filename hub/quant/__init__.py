@@ -22,7 +22,14 @@ from hub.packed import Recognized
 # (name, "module:function"): function(tensors, config, model_id) -> Recognized | None, where
 # `tensors` maps stored names to `hub.tensor_index.Located` and `config` is config.json ({}
 # when absent). Imported when first used: a plain fp16 model never loads them.
-RECOGNIZERS: tuple[tuple[str, str], ...] = ()
+# GPTQ before AWQ: both store `x.qweight`, told apart by quant_method or by shape.
+RECOGNIZERS: tuple[tuple[str, str], ...] = (
+    ("gptq", "hub.quant.gptq:recognize"),
+    ("awq", "hub.quant.awq:recognize"),
+    ("bitsandbytes", "hub.quant.bnb:recognize"),
+    ("compressed-tensors", "hub.quant.ctensors:recognize"),
+    ("fp8", "hub.quant.fp8:recognize"),
+)
 
 # Stored names that mean a packed format may be present: worth reading config.json for.
 PACKED_HINTS = (".qweight", ".absmax", ".SCB", "weight_scale", "weight_packed", ".quant_state")

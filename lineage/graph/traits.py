@@ -29,7 +29,7 @@ def upload_order(rec: ModelRecord) -> tuple[str, int, str]:
 
 # A format read without quantization (a GGUF of F16 weights, an fp32 ONNX export) is a copy in
 # another file format, not a quantization.
-_FLOAT_METHOD = re.compile(r":(?:all_|mostly_)?(?:f|fp|bf)(?:16|32)$", re.I)
+_FLOAT_METHOD = re.compile(r":(?:all_|mostly_)?(?:f|fp|bf)(?:16|32|64)$", re.I)
 # the bits a storage code names: Q4_K, GPTQ_I4, NF4, BNB_I8, ONNX_U8 (block scales left out)
 _CODE_BITS = re.compile(r"(\d+)")
 
