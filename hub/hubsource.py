@@ -106,6 +106,15 @@ class HubModel(TensorIndex):
     def bytes_fetched(self) -> int:
         return self._reader.stats.fetched
 
+    def read_small(self, path: str) -> bytes:
+        """A whole small file of the repo (adapter_config.json ...) that the open listed.
+
+        Raises:
+            MalformedFileError: not listed, or too large for what it should be.
+            HubError: it could not be fetched.
+        """
+        return _small_file(self._reader, path)
+
     def read_file(self, file: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of weight file `file` of the repo (absolute offsets).
 

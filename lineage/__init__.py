@@ -12,6 +12,8 @@ _EXPORTS = {
     "add_local": "lineage.pipeline",
     "fingerprint_models": "lineage.pipeline",
     "compare_refs": "lineage.pipeline",
+    "compare_adapters": "lineage.adapters",
+    "compare_finetunes": "lineage.adapters",
     "crawl": "lineage.crawler",
     "scan": "lineage.scanner",
     "build_lineage": "lineage.build",

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from lineage.store import Store
 
@@ -136,8 +137,12 @@ def _compare(args: argparse.Namespace, store: Store | None) -> int:
 
     result = pipeline.compare_refs(store, args.a, args.b, device=args.device, alpha=args.alpha)
     low, high = result.interval()
+    subspace = _adapter_subspace(args.a, args.b, store)
     if args.json:
-        print_json({**result.to_dict(), "overlap_low": low, "overlap_high": high})
+        doc = {**result.to_dict(), "overlap_low": low, "overlap_high": high}
+        if subspace is not None:
+            doc["subspace"] = subspace.to_dict()
+        print_json(doc)
         return 0
     p = f"{result.p_value:.3g}" if result.p_value > 0 else "< 1e-300"
     print(f"{result.a}  vs  {result.b}")
@@ -153,12 +158,45 @@ def _compare(args: argparse.Namespace, store: Store | None) -> int:
         )
     print(f"  identity  {result.identity:.4f}  (fraction of exactly equal weights)")
     print(f"  p-value   {p}  over {result.slots_compared} slots")
+    if subspace is not None:
+        print(
+            f"  subspace  {subspace.similarity:.3f}  (left {subspace.left:.3f}, right "
+            f"{subspace.right:.3f}; random pairs {subspace.baseline:.3f}) over "
+            f"{subspace.modules_compared} modules"
+        )
+        print("            Grassmann similarity of the two updates: 1 = the same directions learnt")
+        for why in subspace.skipped:
+            print(f"  note: {why}")
     for w in result.warnings:
         print(f"  note: {w}")
     if args.per_slot:
         for s in result.per_slot:
             print(f"    {s.tensor:<50} overlap {s.overlap:.3f} identity {s.identity:.3f}")
     return 0
+
+
+def _is_adapter(ref: str, store: Store | None) -> bool:
+    """Whether a compare reference is a LoRA adapter, known without opening it: a stored
+    model's record, or a folder holding adapter_model.safetensors."""
+    record = store.get_model(ref) if store is not None else None
+    if record is not None:
+        return bool(record.extra.get("adapter"))
+    return (Path(ref) / "adapter_model.safetensors").is_file()
+
+
+def _adapter_subspace(a: str, b: str, store: Store | None) -> Any:
+    """The Grassmann similarity of two adapters' updates (`lineage.adapters`), or None when
+    either is not an adapter or its factors cannot be read (the verdict stands alone then)."""
+    if not (_is_adapter(a, store) and _is_adapter(b, store)):
+        return None
+    from hub.errors import HubError
+    from lineage.adapters import compare_adapters
+    from lineage.errors import LineageError
+
+    try:
+        return compare_adapters(a, b, store=store)
+    except (LineageError, HubError, OSError):
+        return None
 
 
 def cmd_tree(args: argparse.Namespace, store: Store) -> int:

@@ -161,3 +161,38 @@ def test_comparing_folders_creates_no_database(models, capsys, tmp_path, monkeyp
     assert main(["compare", str(models["base"]), str(models["bf16"])]) == 0
     assert "verdict   derived" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def _peft(folder, b_seed: int, a_seed: int):
+    """A PEFT adapter folder on q_proj of two layers (64 wide), factors from two seeds."""
+    from lineage.lab.adapters import write_peft_adapter
+
+    gb, ga = torch.Generator().manual_seed(b_seed), torch.Generator().manual_seed(a_seed)
+    factors = {
+        f"model.layers.{i}.self_attn.q_proj.weight": (
+            torch.randn(4, 64, generator=ga),
+            torch.randn(64, 4, generator=gb),
+        )
+        for i in range(2)
+    }
+    return str(write_peft_adapter(folder, factors, rank=4, alpha=8))
+
+
+def test_two_adapters_are_compared_by_what_they_learnt(tmp_path, capsys):
+    first = _peft(tmp_path / "org" / "first", b_seed=1, a_seed=2)
+    # the same output directions (B) and input directions (A) with other coefficients would
+    # score 1; these share B's seed only: left side 1, right side near the random baseline
+    sibling = _peft(tmp_path / "org" / "sibling", b_seed=1, a_seed=3)
+    db = str(tmp_path / "none.db")
+    assert main(["--db", db, "compare", first, sibling, "--json"]) == 0
+    sub = json.loads(capsys.readouterr().out)["subspace"]
+    assert sub["modules_compared"] == 2
+    assert sub["left"] > 0.99 and sub["right"] < 0.5
+    assert sub["baseline"] == pytest.approx(4 / 64)
+    assert main(["--db", db, "compare", first, sibling]) == 0
+    assert "subspace  " in capsys.readouterr().out
+
+
+def test_models_that_are_not_adapters_get_no_subspace_line(models, capsys):
+    assert main(["compare", str(models["base"]), str(models["lora"]), "--json"]) == 0
+    assert "subspace" not in json.loads(capsys.readouterr().out)
