@@ -43,6 +43,7 @@ class Opened:
 # layout name -> "module:function"; function(rel, read_at, size_of, names, model_id) -> Opened,
 # `names` being every file of the repo (an ONNX file names its external data files).
 FILE_FORMATS: dict[str, str] = {
+    "gguf": "hub.gguf.opener:open_gguf",
     "onnx": "hub.onnx.opener:open_onnx",
 }
 
