@@ -27,7 +27,8 @@ from hub.errors import ModelNotFoundError
 
 # Files that make a folder a model folder.
 _MARKERS = ("config.json", "model_index.json", "adapter_config.json")
-_MARKER_SUFFIXES = (".safetensors", ".bin")
+# weight files (GGUF and ONNX included) and pickles (named, never read) mark a model folder
+_MARKER_SUFFIXES = (".safetensors", ".gguf", ".onnx", ".bin")
 MAX_SEARCH_DEPTH = 3
 ROOT_ID = "root"
 # an explicit card id: `name` or `org/name` in the characters the Hub allows

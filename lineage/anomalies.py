@@ -111,7 +111,9 @@ def _merge_leaves_out(s: Subject) -> bool:
 
 
 def _reupload(s: Subject) -> list[Finding]:
-    if s.best is None or not s.identical:
+    # an export to another file format (an fp32 ONNX, an F16 GGUF) holds the same bytes by
+    # design: packaging, not a re-upload (undeclared, it is a missing base)
+    if s.best is None or not s.identical or s.best.method:
         return []
     parent = s.best.parent
     evidence = f"weights byte-identical to older {parent} ({_fmt(s.pair(parent))})"

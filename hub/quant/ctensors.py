@@ -190,5 +190,7 @@ def _codec(
             zero, zdtype = "packed", zd
         else:
             return None
-    tag = f"{bits}bit-g{inputs // groups}" if groups > 1 else f"{bits}bit"
+    # the config's group size names the method (a layer no wider than one group holds one)
+    size = gs if groups and gs > 0 else (inputs // groups if groups > 1 else 0)
+    tag = f"{bits}bit-g{size}" if size else f"{bits}bit"
     return CtCodec((out, inputs), bits, groups, sdtype, zero, zdtype, f"compressed-tensors:{tag}")
