@@ -29,11 +29,15 @@ __all__ = ["metadata", "truth", "truth_anomalies", "write_card", "write_json"]
 
 
 def metadata(plan: tuple[Spec, ...], seed: int) -> dict[str, dict]:
-    """Hub-style ModelMeta per model: heavy-tailed downloads, creation dates after parents."""
-    rng = np.random.default_rng(seed_for(seed, "metadata"))
+    """Hub-style ModelMeta per model: heavy-tailed downloads, creation dates after parents.
+
+    Each model draws from its own stream (seeded by the zoo seed and its id), so adding a model
+    to the plan leaves every other model's metadata as it was.
+    """
     created: dict[str, datetime] = {}
     metas = {}
     for spec in plan:
+        rng = np.random.default_rng(seed_for(seed, "metadata", spec.id))
         org = spec.id.split("/")[0]
         root_org = root_of(spec.id).split("/")[0]
         if spec.kind == "root":
@@ -82,7 +86,9 @@ def _license(spec: Spec) -> str:
 
 
 def _tags(spec: Spec) -> list[str]:
-    tags = ["transformers", "safetensors", spec.style, "text-generation"]
+    fmt = spec.kind.split("_")[0]
+    storage = {"gguf": "gguf", "onnx": "onnx"}.get(fmt, "safetensors")
+    tags = ["transformers", storage, spec.style, "text-generation"]
     tags += {"lora": ["lora", "peft"], "merge": ["mergekit", "merge"], "quant_int8": ["8-bit"],
              "quant_4bit": ["4-bit"]}.get(spec.kind, [])  # fmt: skip
     relation = CARD_RELATION.get(spec.kind)

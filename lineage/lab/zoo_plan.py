@@ -16,6 +16,7 @@ from lineage.lab.zoo_nets import Arch
 __all__ = [
     "BASE_DATE",
     "CARD_RELATION",
+    "FORMAT_KINDS",
     "LICENSES",
     "PLAN",
     "RELATION_OF_KIND",
@@ -28,17 +29,37 @@ __all__ = [
     "seed_for",
 ]
 
+# Quantized and converted uploads written in a real file format: kind -> (writer
+# "module:function", its keyword arguments). The writers follow each format's published layout
+# (lineage/lab/formats_*.py); the weights are the parent's.
+FORMAT_KINDS: dict[str, tuple[str, dict]] = {
+    "gguf_q8_0": ("lineage.lab.formats_gguf:write_gguf", {"qtype": "Q8_0"}),
+    "gguf_q4_0": ("lineage.lab.formats_gguf:write_gguf", {"qtype": "Q4_0"}),
+    "gptq": ("lineage.lab.formats_packed:write_packed", {"method": "gptq"}),
+    "awq": ("lineage.lab.formats_packed:write_packed", {"method": "awq"}),
+    "bnb_nf4": ("lineage.lab.formats_packed:write_packed", {"method": "bnb-nf4"}),
+    "bnb_int8": ("lineage.lab.formats_packed:write_packed", {"method": "bnb-int8"}),
+    "fp8": ("lineage.lab.formats_packed:write_packed", {"method": "fp8"}),
+    "ct_w4": ("lineage.lab.formats_packed:write_packed", {"method": "compressed-tensors"}),
+    "onnx_int8": ("lineage.lab.formats_onnx:write_onnx", {"variant": "int8"}),
+    "onnx_fp32": ("lineage.lab.formats_onnx:write_onnx", {"variant": "fp32"}),
+}
+# a float export in another format is a copy; every other format kind is a quantization
+_FORMAT_RELATION = {k: "copy" if k == "onnx_fp32" else "quantized" for k in FORMAT_KINDS}
+
 # Where generator kinds (docs/contracts.md) map to tool relations and to what a card would declare.
 RELATION_OF_KIND = {
     "root": None, "finetune": "finetune", "chain": "finetune", "vocab_ext": "finetune",
     "disguised": "finetune", "lora": "adapter", "partial": "partial", "cast": "copy",
     "reupload": "copy", "quant_int8": "quantized", "quant_4bit": "quantized", "merge": "merge",
+    **_FORMAT_RELATION,
 }  # fmt: skip
 # `base_model_relation` on the card; casts and re-uploads have no Hub relation, so none is written.
 CARD_RELATION = {
     "finetune": "finetune", "chain": "finetune", "vocab_ext": "finetune", "partial": "finetune",
     "disguised": "finetune", "lora": "adapter", "quant_int8": "quantized", "quant_4bit": "quantized",
     "merge": "merge",
+    **{k: "quantized" for k, r in _FORMAT_RELATION.items() if r == "quantized"},
 }  # fmt: skip
 LICENSES = {"aurora-labs": "apache-2.0", "cobalt-ai": "mit", "meridian-research": "llama3",
             "opencraft": "mit", "lumen-nlp": "apache-2.0"}  # fmt: skip
@@ -102,6 +123,9 @@ PLAN: tuple[Spec, ...] = (
     Spec("kestrel-dev/Aurora-Base", "reupload", (A,), declares=(), downloads=3),
     Spec("lumen-tinker/Aurora-Base-ext-vocab", "vocab_ext", (A,), steps=12, lr=3e-4),
     Spec("mossy-weights/SuperModel-v1", "disguised", (A1,), declares=(), downloads=4, method="noise"),
+    Spec("ggufhaus/Aurora-Instruct-GGUF", "gguf_q8_0", (A1,)),
+    Spec("ggufhaus/Aurora-Base-GGUF", "gguf_q4_0", (A,)),
+    Spec("gptq-lab/Aurora-Instruct-GPTQ", "gptq", (A1,)),
     Spec(B, "root", tied=True, steps=60, lr=2e-3),
     Spec(B1, "finetune", (B,), steps=15, lr=1e-4),
     Spec("nimbus-ml/Cobalt-Chat-ft", "chain", (B1,), steps=12, lr=1e-4),
@@ -115,6 +139,8 @@ PLAN: tuple[Spec, ...] = (
     Spec("tundra-labs/Cobalt-Prune", "disguised", (B1,), declares=(), method="prune"),
     Spec("umber-dev/Cobalt-LM-Chat", "reupload", (B1,), downloads=40),
     Spec("vale-ai/Cobalt-int8", "quant_int8", (B,), declares=()),
+    Spec("awq-works/Cobalt-LM-Chat-AWQ", "awq", (B1,)),
+    Spec("bnb-folk/Cobalt-LM-bnb-4bit", "bnb_nf4", (B,)),
     Spec(C, "root", steps=60, lr=2e-3, shards=2),
     Spec(C1, "finetune", (C,), steps=15, lr=1e-4),
     Spec("willow-ai/Meridian-Instruct-code", "chain", (C1,), steps=12, lr=2e-4),
@@ -128,15 +154,23 @@ PLAN: tuple[Spec, ...] = (
     Spec("copper-dev/Meridian-Instruct-ext", "vocab_ext", (C1,), steps=12, lr=3e-4, shards=2),
     Spec("delta-weights/Meridian-Merge", "merge", (C1, "birch-ml/Meridian-7-partial")),
     Spec("echo-ai/Meridian-7-Instruct-ft", "chain", (C1,), steps=12, lr=1e-4, declares=(), before_parent=True),
+    Spec("fp8-forge/Meridian-7-Instruct-FP8", "fp8", (C1,)),
+    Spec("ct-pack/Meridian-7-W4A16", "ct_w4", (C,)),
+    # a GGUF of the story fine-tune that names the Instruct model as its source
+    Spec("shady-quant/Meridian-Story-GGUF", "gguf_q4_0", ("amber-ai/Meridian-Story",), declares=(C1,)),
+    Spec("bnb-folk/Meridian-7-bnb-8bit", "bnb_int8", (C,)),
     Spec(D, "root", style="gpt2", tied=True, steps=60, lr=2e-3),
     Spec("opencraft/craft-gpt-instruct", "finetune", (D,), style="gpt2", steps=15, lr=1e-4),
     Spec("fjord-ml/craft-gpt-poetry", "chain", ("opencraft/craft-gpt-instruct",), style="gpt2", steps=12, lr=2e-4),
     Spec("quantbarn/craft-gpt-int8", "quant_int8", (D,), style="gpt2"),
     Spec("grove-dev/craft-gpt", "reupload", (D,), style="gpt2", declares=(), downloads=1),
     Spec("heron-ai/craft-gpt-lora", "lora", (D,), style="gpt2", steps=15, lr=1e-3, lora="qv", rank=8),
+    Spec("onnx-community/craft-gpt-ONNX", "onnx_int8", (D,), style="gpt2"),
+    Spec("ggufhaus/craft-gpt-instruct-GGUF", "gguf_q8_0", ("opencraft/craft-gpt-instruct",), style="gpt2"),
     Spec(E, "root", style="gpt2", tied=True, steps=60, lr=2e-3),
     Spec("iris-ml/lumen-gpt-chat", "finetune", (E,), style="gpt2", steps=15, lr=1e-4, before_parent=True),
     Spec("quantbarn/lumen-gpt-chat-fp16", "cast", ("iris-ml/lumen-gpt-chat",), style="gpt2", dtype="float16"),
+    Spec("onnx-community/lumen-gpt-ONNX", "onnx_fp32", (E,), style="gpt2"),
 )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ family's models only depend on the zoo seed and their names.
 
 from __future__ import annotations
 
+import importlib
 import math
 import shutil
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import torch
 from lineage.lab import zoo_nets as zn
 from lineage.lab import zoo_train as zt
 from lineage.lab.zoo_meta import write_json
-from lineage.lab.zoo_plan import PLAN, SIZES, Size, Spec, root_of, seed_for
+from lineage.lab.zoo_plan import FORMAT_KINDS, PLAN, SIZES, Size, Spec, root_of, seed_for
 
 __all__ = ["RECIPES", "FamilyJob", "run_family"]
 
@@ -44,6 +45,12 @@ def run_family(job: FamilyJob) -> None:
             if spec.kind == "reupload":
                 _copy_weights(Path(job.out) / "repos" / spec.parents[0], repo)
                 models[spec.id] = models[spec.parents[0]]
+            elif spec.kind in FORMAT_KINDS:
+                arch, params = models[spec.parents[0]]
+                _write_format(
+                    spec.kind, repo, _to_dtype(params, "float32"), _config(arch, "float16")
+                )
+                models[spec.id] = (arch, params)
             else:
                 arch, params = _derive(spec, models, size, job.seed)
                 params = _to_dtype(params, spec.dtype)
@@ -186,6 +193,15 @@ def _write_weights(repo: Path, params: zn.Params, shards: int) -> None:
         repo / "model.safetensors.index.json",
         {"metadata": {"total_size": total}, "weight_map": weight_map},
     )
+
+
+def _write_format(kind: str, repo: Path, params: zn.Params, config: dict) -> None:
+    """The parent's weights as a quantized or converted upload in a real file format."""
+    target, options = FORMAT_KINDS[kind]
+    module, _, name = target.partition(":")
+    writer = getattr(importlib.import_module(module), name)
+    repo.mkdir(parents=True, exist_ok=True)
+    writer(params, config, repo, **options)
 
 
 def _copy_weights(src: Path, dst: Path) -> None:

@@ -316,3 +316,14 @@ def test_disguised_copies_are_noisy_or_pruned_copies(tiny_zoo):
         else:
             rel = ((matrix - original).norm() / original.norm()).item()
             assert 0.001 < rel < 0.05
+
+
+def test_a_model_added_to_the_plan_leaves_the_others_metadata_alone():
+    from lineage.lab.zoo_meta import metadata
+
+    # a leaf early in the plan (nothing derives from it): the plan without it, and with it
+    leaf = next(s for s in PLAN[3:] if not any(s.id in t.parents for t in PLAN))
+    smaller = tuple(s for s in PLAN if s is not leaf)
+    before, after = metadata(smaller, 0), metadata(PLAN, 0)
+    assert set(after) == set(before) | {leaf.id}
+    assert all(after[m] == before[m] for m in before)
