@@ -90,7 +90,9 @@ def to_dot(graph: LineageGraph, family: str | None = None) -> str:
         label = f"{n['id']}\n{n['relation'] or 'root'} | {n['downloads']} dl"
         lines.append(f"  {_dot_id(n['id'])} [label={_dot_id(label)}, color={color}];")
     for e in doc["edges"]:
-        label = f"{e['relation']} {e['overlap']:.2f}"
+        # a quantized or exported child names its method: "quantized gguf:Q4_K_M 0.95"
+        method = f" {e['method']}" if e.get("method") else ""
+        label = f"{e['relation']}{method} {e['overlap']:.2f}"
         extra = _DOT_DIRECTION.get(e["direction"], "")
         lines.append(
             f"  {_dot_id(e['parent'])} -> {_dot_id(e['child'])} [label={_dot_id(label)}{extra}];"

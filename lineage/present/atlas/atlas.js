@@ -96,6 +96,7 @@
   function edgeRows(e) {
     return [
       ["relation", e.relation],
+      ["method", e.method || null],
       ["overlap", fmtNum(e.overlap, 3)],
       ["identity", fmtNum(e.identity, 3)],
       ["p-value", fmtP(e.p_value)],

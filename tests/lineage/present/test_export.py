@@ -133,3 +133,13 @@ def test_every_format_renders_as_text_that_parses(fmt):
         "html": lambda t: len(json.loads(_atlas_data(t))["graph"]["edges"]),
     }[fmt]
     assert parse(text) == 2
+
+
+def test_dot_names_the_method_of_a_quantized_edge():
+    import dataclasses
+
+    graph = _graph()
+    quant = dataclasses.replace(graph.edges[1], relation="quantized", method="gguf:Q4_K_M")
+    text = to_dot(dataclasses.replace(graph, edges=(graph.edges[0], quant)))
+    assert "quantized gguf:Q4_K_M 0.50" in text
+    assert "finetune 0.90" in text  # no method: the label as before
