@@ -71,7 +71,10 @@ def read_zoo(zoo: str | Path) -> dict[str, ZooModel]:
         card, _ = split_front_matter((repo / "README.md").read_text(encoding="utf-8"))
         base = card.get("base_model") or []
         declared = tuple([base] if isinstance(base, str) else base)
-        config = json.loads((repo / "config.json").read_text(encoding="utf-8"))
+        # a GGUF upload has no config.json: the baselines read safetensors only, so for them it
+        # is a model of an unknown architecture with no tensors (they cannot place it)
+        cfg = repo / "config.json"
+        config = json.loads(cfg.read_text(encoding="utf-8")) if cfg.is_file() else {}
         out[meta["id"]] = ZooModel(
             id=meta["id"],
             arch=config.get("model_type", "unknown"),
