@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # reading a stored graph must not import pandas: the frames import it lazily
+    import pandas as pd
 
 RELATIONS = ("finetune", "adapter", "partial", "copy", "quantized", "merge")
 # how an edge's direction was decided: by evidence other than a tie-breaker, or a guess
@@ -178,8 +182,66 @@ class LineageGraph:
             cousins=tuple(Cousin(**tuples(c, "shared")) for c in d.get("cousins", ())),
         )
 
+    def nodes_frame(self) -> pd.DataFrame:
+        """One row per model of the forest (pandas, imported here only).
+
+        Returns:
+            The `Node` fields as columns (id, family, parent, parents, relation, confidence,
+            downloads, created_at, declared_base, anomalies, status); parents, declared_base and
+            anomalies stay lists. created_at is the stored ISO string (`pd.to_datetime` parses it).
+        """
+        import pandas as pd
+
+        columns = [f.name for f in fields(Node)]
+        rows = [_listed(asdict(n)) for n in self.nodes]
+        return pd.DataFrame(rows, columns=columns)
+
+    def edges_frame(self) -> pd.DataFrame:
+        """One row per recovered parent -> child edge (pandas, imported here only).
+
+        A merge has one row per parent. Returns the `Edge` fields as columns (parent, child,
+        overlap, identity, p_value, log10_p, confidence, score, relation, slots_compared,
+        identical_slots, direction, direction_by, notes, method); direction_by and notes stay
+        lists.
+        """
+        import pandas as pd
+
+        columns = [f.name for f in fields(Edge)]
+        return pd.DataFrame([_listed(asdict(e)) for e in self.edges], columns=columns)
+
+    def anomalies_frame(self) -> pd.DataFrame:
+        """One row per anomaly, most severe first as stored (pandas, imported here only).
+
+        Returns:
+            Columns model, kind, severity, score, evidence, related (a list), relatives (a list
+            of dicts: model, verdict, overlap, identity, p_value), n_relatives, and the first
+            relative flattened: relative_model, relative_verdict, relative_overlap,
+            relative_identity, relative_p_value (None / NaN without one). The first relative is
+            the one the rule names first: for most rules the only one.
+        """
+        import pandas as pd
+
+        flat = [f"relative_{f.name}" for f in fields(Relative)]
+        columns = [f.name for f in fields(Anomaly)] + ["n_relatives", *flat]
+        rows = []
+        for a in self.anomalies:
+            d = a.to_dict()
+            first = d["relatives"][0] if d["relatives"] else {}
+            d["n_relatives"] = len(d["relatives"])
+            d.update({f"relative_{k}": first.get(k) for k in (f.name for f in fields(Relative))})
+            rows.append(d)
+        df = pd.DataFrame(rows, columns=columns)
+        for col in ("relative_overlap", "relative_identity", "relative_p_value"):
+            df[col] = df[col].astype(float)
+        return df.astype({"n_relatives": "int64"})
+
     def families(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for n in self.nodes:
             out.setdefault(n.family, []).append(n.id)
         return out
+
+
+def _listed(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's dict with its tuples as lists (what a DataFrame cell of a list field holds)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in record.items()}

@@ -15,13 +15,17 @@ from pathlib import Path
 
 BEGIN, END = "<!-- readme-figures:begin -->", "<!-- readme-figures:end -->"
 FIGURES = [
-    ("tree_aurora-labs_Aurora-Base.png", "The largest recovered family of the demo zoo: layered by generation, "
-     "node size by downloads, colour by relation, edge width by overlap, anomalies in red."),
-    ("heatmap.png", "Bottom-k overlap between every pair, ordered by recovered family (log colour scale)."),
-    ("downloads_vs_overlap.png", "The seed study's figure: derived-model downloads against overlap, "
-     "same vs different family, with trend lines."),
-    ("lineage_map.png", "The lineage map: mean overlap across slots against its variability, "
-     "with the regions of the cartography note."),
+    ("tree_aurora-labs_Aurora-Base.png", "The largest recovered family of the demo zoo, one model per row "
+     "with its org/name beside its node: indented by generation, node size by downloads, colour by "
+     "relation, arm width and number the overlap, the second parent of a merge as a dashed pink arc, "
+     "anomalies in red."),
+    ("heatmap.png", "Bottom-k overlap between every pair, ordered by recovered family: linear from the "
+     "chance level (marked on the colour bar) to 1."),
+    ("downloads_vs_overlap.png", "The seed study's question: overlap per download bucket of the derived "
+     "model, same vs different family, as box and strip plots on one shared y axis."),
+    ("lineage_map.png", "The lineage map: mean overlap against the share of slots left byte-identical; "
+     "partial fine-tunes and merged adapters fall in the partly untouched region, recovered edges are "
+     "coloured by relation (merges have no region of their own)."),
 ]  # fmt: skip
 
 

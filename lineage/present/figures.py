@@ -50,7 +50,7 @@ def _downloads(pairs_df: Any, tree: Mapping, out: str, family: str | None) -> li
 def _map(pairs_df: Any, tree: Mapping, out: str, family: str | None) -> list[Path]:
     from lineage.present.plots_map import plot_lineage_map
 
-    return plot_lineage_map(pairs_df, f"{out}/lineage_map")
+    return plot_lineage_map(pairs_df, f"{out}/lineage_map", tree=tree)
 
 
 FIGURES: dict[str, Figure] = {
@@ -59,13 +59,13 @@ FIGURES: dict[str, Figure] = {
         Figure("all", "every figure below, into one folder", _all),
         Figure(
             "tree",
-            "family trees layered by generation (size: downloads, colour: relation, "
+            "family trees, one model per row (size: downloads, colour: relation, "
             "width: overlap, red: anomalies)",
             _tree,
         ),
-        Figure("heatmap", "overlap ordered by family", _heatmap),
-        Figure("downloads", "the seed's downloads-vs-overlap panels", _downloads),
-        Figure("map", "mean overlap vs its variability across layers, with regions", _map),
+        Figure("heatmap", "overlap ordered by family, linear from chance to 1", _heatmap),
+        Figure("downloads", "overlap per download bucket, same vs different family", _downloads),
+        Figure("map", "mean overlap vs the share of untouched slots, with regions", _map),
     )
 }
 
@@ -77,7 +77,7 @@ def draw_figure(
 
     Args:
         name: which figure; "all" draws every one.
-        pairs_df: `lineage.present.report_frame.pairs_frame`'s output.
+        pairs_df: `lineage.frames.pairs_frame`'s output.
         tree: the tree JSON (`LineageGraph.to_json()`).
         out: the folder; each figure is written as PNG and SVG.
         family: for "tree", only this family.

@@ -3,15 +3,18 @@
 One function per figure; each takes an output path `out` and writes `<out>.png` and `<out>.svg`
 (a .png or .svg suffix on `out` is dropped), returning both paths:
 
-- `plot_family_tree(tree, out, family=None)`: generations top-down (plots_tree.py);
-- `plot_heatmap(pairs_df, tree, out)`: the overlap matrix, models grouped by family;
-- `plot_downloads_vs_overlap(pairs_df, out)`: the seed's figure, per family, same vs different;
-- `plot_lineage_map(pairs_df, out)`: mean overlap vs its variability across slots, with regions
-  (plots_map.py);
+- `plot_family_tree(tree, out, family=None)`: indented trees, one model per row (plots_tree.py);
+- `plot_heatmap(pairs_df, tree, out)`: the overlap matrix, models grouped by family, linear from
+  the chance level to 1;
+- `plot_downloads_vs_overlap(pairs_df, out)`: the seed's question as box and strip plots per
+  download bucket, same vs different family, on one y axis;
+- `plot_lineage_map(pairs_df, out, tree=...)`: mean overlap vs the share of untouched slots, with
+  regions (plots_map.py);
 - `plot_layer_profile(per_slot, out, title)`: one pair's overlap and identity across depth.
 
-`write_all_figures` draws them all into one folder. `pairs_df` is
-`lineage.present.report_frame.pairs_frame`'s output; the tree is the tree JSON. matplotlib is imported inside the functions, never at import.
+`write_all_figures` draws them all into one folder. `pairs_df` is `lineage.frames.pairs_frame`'s
+output; the tree is the tree JSON. matplotlib is imported inside the functions, never at import;
+the `*_figure` functions return the Figure unsaved (tests read what was drawn).
 docs/report.md says how to read each figure.
 """
 
@@ -25,10 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lineage.frames import BUCKETS
 from lineage.present.plots_common import (
     DIFF_COLOR,
     SAME_COLOR,
-    TREND_COLOR,
     message_panel,
     new_figure,
     save_figure,
@@ -41,6 +44,9 @@ from lineage.present.plots_map import plot_lineage_map
 from lineage.present.plots_tree import families_by_size, layered_layout, plot_family_tree
 
 __all__ = [
+    "chance_level",
+    "downloads_figure",
+    "heatmap_figure",
     "plot_downloads_vs_overlap",
     "plot_family_tree",
     "plot_heatmap",
@@ -49,7 +55,6 @@ __all__ = [
     "write_all_figures",
 ]
 
-OVERLAP_FLOOR = 1e-3  # the heatmap's log colour scale starts here; lower overlaps share its colour
 MAX_HEATMAP_MODELS = 300
 MAX_TICK_LABELS = 60
 
@@ -73,22 +78,24 @@ def _model_order(pairs_df: pd.DataFrame, tree: Mapping) -> list[tuple[str, list[
     return sorted(blocks, key=lambda kv: -len(kv[1]))
 
 
-def plot_heatmap(
-    pairs_df: pd.DataFrame, tree: Mapping, out: str | Path, *, max_models: int = MAX_HEATMAP_MODELS
-) -> list[Path]:
-    """The overlap matrix, models grouped by recovered family, on a log colour scale.
+def chance_level(pairs_df: pd.DataFrame) -> float:
+    """The overlap two unrelated models share by chance: the median overlap of the pairs the
+    comparison called unrelated (else of the different-family pairs; 0 without either).
 
-    Same-family blocks show as bright squares on the diagonal; white lines separate families.
-    Grey cells are pairs that were never compared. With more than `max_models` models only the
-    largest families that fit are shown (the title says so).
-
-    Args:
-        pairs_df: from `lineage.present.report_frame.pairs_frame`.
-        tree: the tree JSON; models are ordered by family, then generation.
-        out: output path (see the module docstring).
-        max_models: the most rows and columns drawn.
+    Measured rather than computed (k / window) because the null draws from the population each
+    window's row and column pattern leaves, which is smaller than the window.
     """
-    from matplotlib.colors import LogNorm
+    unrelated = pairs_df.loc[pairs_df["verdict"] == "unrelated", "overlap"].dropna()
+    if unrelated.empty:
+        unrelated = pairs_df.loc[~pairs_df["same_family"].astype(bool), "overlap"].dropna()
+    return float(unrelated.median()) if len(unrelated) else 0.0
+
+
+def heatmap_figure(
+    pairs_df: pd.DataFrame, tree: Mapping, *, max_models: int = MAX_HEATMAP_MODELS
+) -> Any:
+    """The figure `plot_heatmap` saves (a matplotlib Figure; see there)."""
+    from matplotlib.colors import Normalize
 
     blocks = _model_order(pairs_df, tree)
     total = sum(len(members) for _, members in blocks)
@@ -108,27 +115,32 @@ def plot_heatmap(
     np.fill_diagonal(matrix, 1.0)
     for a, b, ov in zip(pairs_df["a"], pairs_df["b"], pairs_df["overlap"], strict=True):
         if a in index and b in index and not math.isnan(ov):
-            matrix[index[a], index[b]] = matrix[index[b], index[a]] = max(ov, OVERLAP_FLOOR)
+            matrix[index[a], index[b]] = matrix[index[b], index[a]] = ov
     side = min(16.0, max(7.0, 0.13 * n + 4.0))
-    fig = new_figure(side + 1.2, side)
+    fig = new_figure(side + 1.6, side)
     ax = fig.add_subplot()
     if n == 0:
         message_panel(ax, "no pairs to draw")
         ax.set_axis_off()
-        return save_figure(fig, out)
+        return fig
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
+    chance = min(chance_level(pairs_df), 0.99)
+    # Linear from chance to 1: the differences that decide parents (0.45 against 0.95) get most
+    # of the colours, where a log scale gave them one; below chance is the floor colour.
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9", under="#2a0a3a")
     image = ax.imshow(
         np.ma.masked_invalid(matrix),
         cmap=cmap,
-        norm=LogNorm(OVERLAP_FLOOR, 1.0),
+        norm=Normalize(vmin=chance, vmax=1.0),
         interpolation="nearest",
     )
     bar = fig.colorbar(image, ax=ax, shrink=0.8, extend="min")
-    bar.set_label(
-        f"bottom-k overlap (log scale; below {OVERLAP_FLOOR:g} drawn as {OVERLAP_FLOOR:g})"
-    )
+    bar.set_label("bottom-k overlap (linear; below chance drawn as chance)")
+    bar.ax.axhline(chance, color="white", lw=3)
+    bar.ax.axhline(chance, color="#d62728", lw=1.5)
+    ticks = [t for t in (0.2, 0.4, 0.6, 0.8, 1.0) if t > chance + 0.08]
+    bar.set_ticks([chance, *ticks], labels=[f"chance {chance:.3f}", *(f"{t:g}" for t in ticks)])
     edge, mids, names = 0, [], []
     for family, members in shown:
         if edge:
@@ -151,77 +163,118 @@ def plot_heatmap(
     top.set_xticks(mids, names, rotation=30, ha="left", fontsize=8)
     top.set_xlabel("recovered family")
     title = "Overlap between models, grouped by recovered family"
+    title += f"\ncolour linear from chance ({chance:.3f}, median of unrelated pairs) to 1"
     if np.isnan(matrix).any():
-        title += "\ngrey: never compared (different architectures)"
+        title += "; grey: never compared (different architectures)"
     if len(models) < total:
         title += f"\n{len(models)} of {total} models shown: the largest families"
     ax.set_title(title)
-    return save_figure(fig, out)
+    return fig
 
 
-def _trend(ax: Any, x: np.ndarray, y: np.ndarray) -> float | None:
-    """Draw the least-squares line of y on log10(x) over the data's range; return its slope."""
-    lx = np.log10(x)
-    if len(np.unique(lx)) < 2:
-        return None
-    slope, intercept = np.polyfit(lx, y, 1)
-    xs = np.linspace(lx.min(), lx.max(), 50)
-    ax.plot(10**xs, intercept + slope * xs, ls="--", color=TREND_COLOR, lw=1.5)
-    return float(slope)
+def plot_heatmap(
+    pairs_df: pd.DataFrame, tree: Mapping, out: str | Path, *, max_models: int = MAX_HEATMAP_MODELS
+) -> list[Path]:
+    """The overlap matrix, models grouped by recovered family, on a linear colour scale.
+
+    The scale runs from the chance level (`chance_level`: what unrelated models share, marked
+    on the colour bar) to 1, so that the overlaps that decide parents (about 0.45 to 1) spread
+    over the colours; overlaps below chance take the floor colour. Same-family blocks show as
+    bright squares on the diagonal; white lines separate families. Grey cells are pairs that
+    were never compared. With more than `max_models` models only the largest families that fit
+    are shown (the title says so).
+
+    Args:
+        pairs_df: from `lineage.frames.pairs_frame`.
+        tree: the tree JSON; models are ordered by family, then generation.
+        out: output path (see the module docstring).
+        max_models: the most rows and columns drawn.
+    """
+    return save_figure(heatmap_figure(pairs_df, tree, max_models=max_models), out)
+
+
+def downloads_figure(pairs_df: pd.DataFrame, *, max_families: int = 4) -> Any:
+    """The figure `plot_downloads_vs_overlap` saves (a matplotlib Figure; see there)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    df = pairs_df[pairs_df["overlap"].notna() & pairs_df["bucket"].notna()]
+    counts = df["derived_family"].value_counts()
+    families = sorted(counts.index, key=lambda f: (-counts[f], f))[:max_families]
+    panels: list[tuple[str, pd.DataFrame]] = [("all families", df)]
+    panels += [(short_id(f, 26), df[df["derived_family"] == f]) for f in families]
+    fig = new_figure(max(7.0, 3.1 * len(panels) + 1.0), 5.4)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    chance = chance_level(pairs_df) if len(pairs_df) else 0.0
+    rng = np.random.default_rng(0)  # the strip's jitter, fixed so the figure is reproducible
+    for ax, (title, sub) in zip(axes, panels, strict=True):
+        ticks = []
+        for i, bucket in enumerate(BUCKETS):
+            ns = []
+            for offset, same, color in ((-0.2, False, DIFF_COLOR), (0.2, True, SAME_COLOR)):
+                y = sub.loc[(sub["bucket"] == bucket) & (sub["same_family"] == same), "overlap"]
+                ns.append(len(y))
+                if y.empty:
+                    continue
+                x = i + offset
+                ax.boxplot(
+                    [y.to_numpy()],
+                    positions=[x],
+                    widths=0.34,
+                    showfliers=False,
+                    patch_artist=True,
+                    boxprops={"facecolor": "none", "edgecolor": color, "lw": 1.3},
+                    medianprops={"color": color, "lw": 2},
+                    whiskerprops={"color": color},
+                    capprops={"color": color},
+                )
+                ax.scatter(
+                    x + rng.uniform(-0.13, 0.13, len(y)),
+                    y,
+                    s=9,
+                    color=color,
+                    alpha=0.45,
+                    edgecolors="none",
+                    zorder=0.5,
+                )
+            ticks.append(f"{bucket}\n{ns[0]} | {ns[1]}")
+        ax.axhline(chance, color="#d62728", ls=":", lw=1)
+        ax.set_xticks(range(len(BUCKETS)), ticks, fontsize=8)
+        ax.set_xlim(-0.6, len(BUCKETS) - 0.4)
+        ax.set_title(f"{title} ({len(sub)} pairs)", fontsize=10)
+        ax.set_xlabel("derived model downloads\n(n different | same)", fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+        if sub.empty:
+            message_panel(ax, "no pairs")
+    axes[0].set_ylim(0, 1.03)
+    axes[0].set_ylabel("overlap (mean over slots)")
+    handles = [
+        Patch(facecolor="none", edgecolor=DIFF_COLOR, label="different family"),
+        Patch(facecolor="none", edgecolor=SAME_COLOR, label="same family"),
+        Line2D([], [], color="#d62728", ls=":", label=f"chance ({chance:.3f})"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
+    title = "Overlap by download bucket of the derived model, same vs different family"
+    if len(df) and not df["derived_downloads"].any():
+        title += "\nevery model has 0 downloads: no download counts in these records"
+    fig.suptitle(title)
+    return fig
 
 
 def plot_downloads_vs_overlap(
     pairs_df: pd.DataFrame, out: str | Path, *, max_families: int = 4
 ) -> list[Path]:
-    """The seed's figure: derived-model downloads (log x) vs overlap, one row per family.
+    """The seed's question, per download bucket: do popular derivatives keep more of their base?
 
-    Rows are the `max_families` families with the most pairs (by the derived model's family);
-    columns are different-family and same-family pairs. Each panel has its points, a dashed trend
-    line fitted on log10(downloads) (its slope per 10x downloads in the title) and dotted lines at
-    the download bucket edges (10, 100, 1000). Zero downloads are drawn at 1. All panels share
-    the x range; each column shares its y range.
+    One panel for all families and one for each of the `max_families` families with the most
+    pairs (by the derived model's family); in each, the four download buckets of the derived
+    model (see `lineage.frames.download_bucket`) with a box and the points of the
+    different-family (grey) and same-family (blue) pairs. Every panel shares one y axis (0 to 1)
+    so families compare at a glance; the dotted red line is the chance level (`chance_level`).
+    No trend line: a few clusters of derivatives make one meaningless. The tick labels give the
+    pair counts.
     """
-    from matplotlib.ticker import NullFormatter
-
-    df = pairs_df[pairs_df["overlap"].notna() & pairs_df["derived_downloads"].notna()]
-    counts = df["derived_family"].value_counts()
-    families = sorted(counts.index, key=lambda f: (-counts[f], f))[:max_families] or [None]
-    fig = new_figure(11.0, 2.9 * len(families) + 0.9)
-    axes = fig.subplots(len(families), 2, squeeze=False)
-    different = df.loc[~df["same_family"], "overlap"]
-    y_top = {True: 1.05, False: max(different.max() * 1.15, 0.01) if len(different) else 0.02}
-    most = df["derived_downloads"].max() if len(df) else 0.0
-    x_max = 10.0 ** max(3, math.ceil(math.log10(most + 1) + 0.1))
-    for row, family in zip(axes, families, strict=True):
-        for ax, same in zip(row, (False, True), strict=True):
-            sub = df[(df["derived_family"] == family) & (df["same_family"] == same)]
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())  # unlabelled minor ticks: faster layout
-            ax.set_xlim(0.7, x_max)
-            ax.set_ylim(0, y_top[same])
-            ax.set_xlabel("derived model downloads (log; 0 drawn at 1)")
-            ax.set_ylabel("overlap (mean over slots)")
-            ax.grid(True, alpha=0.3)
-            for edge in (10, 100, 1000):
-                ax.axvline(edge, color="#bbbbbb", ls=":", lw=1, zorder=0)
-            title = f"{short_id(family, 30) if family else 'no pairs'}: "
-            title += f"{'same' if same else 'different'} family (n={len(sub)})"
-            if sub.empty:
-                message_panel(ax, "no pairs")
-            else:
-                x = np.maximum(sub["derived_downloads"].to_numpy(), 1.0)
-                y = sub["overlap"].to_numpy()
-                color = SAME_COLOR if same else DIFF_COLOR
-                ax.scatter(x, y, s=22, alpha=0.7, color=color, edgecolors="none")
-                slope = _trend(ax, x, y)
-                if slope is not None:
-                    title += f"\ntrend {slope:+.2g} overlap per 10x downloads"
-            ax.set_title(title, fontsize=10)
-    title = "Downloads vs overlap, same vs different family (dashed: trend)"
-    if len(df) and not df["derived_downloads"].any():
-        title += "\nevery model has 0 downloads: no download counts in these records"
-    fig.suptitle(title)
-    return save_figure(fig, out)
+    return save_figure(downloads_figure(pairs_df, max_families=max_families), out)
 
 
 def _slot_value(slot: Any, key: str) -> Any:
@@ -308,7 +361,7 @@ def write_all_figures(
         return paths
     paths += plot_heatmap(pairs_df, tree, out / "heatmap")
     paths += plot_downloads_vs_overlap(pairs_df, out / "downloads_vs_overlap")
-    paths += plot_lineage_map(pairs_df, out / "lineage_map")
+    paths += plot_lineage_map(pairs_df, out / "lineage_map", tree=tree)
     related = pairs_df[pairs_df["same_family"] & pairs_df["per_slot"].map(len).gt(0)]
     if not related.empty:
         pair = related.loc[related["overlap_std"].fillna(-1).idxmax()]

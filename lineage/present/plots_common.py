@@ -25,7 +25,6 @@ RELATION_COLORS = {
 }
 SAME_COLOR = "#1f77b4"  # same-family pairs
 DIFF_COLOR = "#8c8c8c"  # different-family pairs
-TREND_COLOR = "#d62728"
 ANOMALY_COLOR = "#d62728"
 DPI = 110
 

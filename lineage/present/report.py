@@ -2,7 +2,7 @@
 
 `build_report(pairs_df, tree, out_dir)` writes report.md, stats_by_bucket.csv, ttests.csv,
 suspicious.csv, strategies.csv, pairs.csv and figures/ (see docs/report.md for how to read each).
-The rows come from `lineage.present.report_frame.pairs_frame`, the numbers from
+The rows come from `lineage.frames.pairs_frame`, the numbers from
 `lineage.present.report_stats`; the figures from `lineage.present.plots`, imported only when
 figures are drawn.
 """
@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lineage.present.report_frame import ALL, pairs_frame
+from lineage.frames import ALL, pairs_frame
 from lineage.present.report_stats import (
+    IDENTICAL_FROM,
+    IDENTICAL_SLOT,
     MAP_REGIONS,
+    PARTIAL_FROM,
     UNRELATED_BELOW,
-    VARIABLE_FROM,
     filter_strategies,
     lineage_map_regions,
     stats_by_bucket,
@@ -105,7 +107,8 @@ def build_report(
 
     Args:
         pairs_df: from `pairs_frame`.
-        tree: the tree JSON (for the figures and the family count).
+        tree: the tree JSON (for the figures and the family count; the anomalies its nodes list
+            decide the suspicious table, see `suspicious_pairs`).
         out_dir: created if missing; figures go to `out_dir/figures`.
         figures: draw the figures (matplotlib) too.
         top_families: the Markdown tables show "all" and this many families with the most pairs;
@@ -118,7 +121,7 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     stats = stats_by_bucket(pairs_df)
     ttests = welch_ttests(pairs_df)
-    suspicious = suspicious_pairs(pairs_df)
+    suspicious = suspicious_pairs(pairs_df, tree)
     strategies = filter_strategies(pairs_df)
     paths = ReportPaths(
         report=out / "report.md",
@@ -205,12 +208,20 @@ def _report_text(
     region_table = pd.DataFrame(
         {"region": list(MAP_REGIONS), "n_pairs": [int(regions.get(r, 0)) for r in MAP_REGIONS]}
     )
+    suspicious_note = (
+        "The models the anomaly rules flagged (`lineage anomalies`): `suspicious_copy`, a model "
+        "with < 10 downloads and overlap > 0.9 with its recovered parent that is not a declared "
+        "derivative, a quantization or a format conversion; `mislabeled`, a model with > 100 "
+        "downloads and overlap < 0.1 with the base its card declares."
+        if any("anomalies" in n for n in tree.get("nodes", []))
+        else "The seed's thresholds (no anomalies in the tree): `suspicious_copy`, derived model "
+        "with < 10 downloads and overlap > 0.9 (a copy or a test upload); `mislabeled`, a model "
+        "with > 100 downloads and overlap < 0.1 with the base its card declares."
+    )
     lines += [
         "## Suspicious pairs",
         "",
-        "`suspicious_copy`: derived model with < 10 downloads and overlap > 0.9 (a copy or a test "
-        "upload). `mislabeled`: a model with > 100 downloads and overlap < 0.1 with the base its "
-        "card declares.",
+        suspicious_note,
         "",
         md(tables["suspicious"]),
         "",
@@ -222,8 +233,12 @@ def _report_text(
         "",
         "## Lineage map regions",
         "",
-        f"unrelated: mean overlap < {UNRELATED_BELOW}; partial or merged: overlap std across slots "
-        f">= {VARIABLE_FROM}; clear derivative: the rest.",
+        f"A slot is untouched when its exact-value identity is >= {IDENTICAL_SLOT}. unrelated: "
+        f"mean overlap < {UNRELATED_BELOW}; byte-identical: >= {IDENTICAL_FROM:.0%} of slots "
+        f"untouched (copies); partly untouched: {PARTIAL_FROM:.0%} to {IDENTICAL_FROM:.0%} "
+        "(partial fine-tunes, merged adapters); trained throughout: the rest (fine-tunes, "
+        "quantizations, casts, and merges, which no region of one pair can tell apart: the "
+        "graph finds them).",
         "",
         md(region_table),
         "",

@@ -1,10 +1,11 @@
-"""The seed study's statistics over the pairs frame (`lineage.present.report_frame`).
+"""The seed study's statistics over the pairs frame (`lineage.frames.pairs_frame`).
 
 - `stats_by_bucket`: overlap of same- vs different-family pairs per download bucket (n, mean,
   median, std, min, max), per family, for the recovered families and, where cards declare bases,
   for the declared ones;
 - `welch_ttests`: same vs different family, per bucket and overall (scipy, `equal_var=False`);
-- `suspicious_pairs`: the seed's two patterns (likely copy or test upload; likely mislabeled);
+- `suspicious_pairs`: the seed's two patterns (likely copy or test upload; likely mislabeled), as
+  the anomaly rules decided them;
 - `filter_strategies`: what the conservative / balanced / flag-all filters keep;
 - `lineage_map_regions` and `query_pairs`: the lineage map's regions and half-open range queries.
 
@@ -14,33 +15,46 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lineage.present.report_frame import ALL, BUCKETS
+from lineage.frames import ALL, BUCKETS
 
 __all__ = [
     "MAP_REGIONS",
     "STRATEGIES",
+    "IDENTICAL_FROM",
+    "IDENTICAL_SLOT",
+    "PARTIAL_FROM",
     "UNRELATED_BELOW",
-    "VARIABLE_FROM",
     "filter_strategies",
     "lineage_map_regions",
     "query_pairs",
     "stats_by_bucket",
     "suspicious_pairs",
+    "untouched_share",
     "welch_ttests",
 ]
 
 # The seed's filters: keep pairs whose derived model has more than this many downloads.
 STRATEGIES = (("conservative", 100), ("balanced", 10), ("flag-all", None))
 
-# Lineage map regions, in the order they are tested (first match wins).
-MAP_REGIONS = ("unrelated", "partial or merged", "clear derivative")
+# Lineage map regions, in the order they are tested (first match wins). The map's x axis is the
+# share of a pair's slots that are byte-identical ("untouched"): the one per-pair number that
+# separates partial fine-tunes and merged adapters (some tensors untouched, others trained) from
+# full fine-tunes, quantizations and casts (every tensor changed) and from copies. A merge cannot
+# be told from one pair (each of its pairs looks like a fine-tune): merges are found by the graph,
+# from where a model sits between two lines, never by a region of this map.
+MAP_REGIONS = ("unrelated", "byte-identical", "partly untouched", "trained throughout")
 UNRELATED_BELOW = 0.1  # mean overlap under this: unrelated (the seed's "< 0.1" pattern)
-VARIABLE_FROM = 0.15  # overlap std across slots from this: partial or merged
+PARTIAL_FROM = 0.25  # share of untouched slots from this: partly untouched
+IDENTICAL_FROM = 0.95  # share of untouched slots from this: byte-identical (copy, re-upload)
+# A slot is untouched when its exact-value identity reaches this: the graph's own threshold
+# (`lineage.graph.GraphParams.identical_slot`, not imported: it would load the graph code).
+IDENTICAL_SLOT = 0.9
 
 # Basis of a family comparison: (name, family of the derived model, same-family column).
 _BASES = (
@@ -188,47 +202,72 @@ def welch_ttests(df: pd.DataFrame) -> pd.DataFrame:
 
 def suspicious_pairs(
     df: pd.DataFrame,
+    tree: Mapping | None = None,
     *,
     copy_downloads_below: float = 10,
     copy_overlap_above: float = 0.9,
     mislabel_downloads_above: float = 100,
     mislabel_overlap_below: float = 0.1,
 ) -> pd.DataFrame:
-    """The seed's two patterns, with its strict inequalities.
+    """The seed's two patterns: likely copies or test uploads, and likely wrong base_model cards.
+
+    With a `tree` whose nodes list their anomalies (`LineageGraph.to_json()`), a model is listed
+    exactly when the anomaly rules (`lineage.anomalies`) flagged it `suspicious_copy` or
+    `mislabeled`: the rules also ask that a copy is not a declared fine-tune, quantization or
+    format conversion, which the seed's bare thresholds cannot see (on the demo zoo those flag 33
+    of 52 models, the rules 4). Without one (a bare pairs table), the seed's thresholds decide:
 
     - `suspicious_copy`: a model with fewer than 10 downloads has overlap > 0.9 with an older
-      model: likely a copy or a test upload. One row per such model, `other` being its closest
-      older model and `matches` how many older models pass the threshold (the seed's table held
-      one base per model; all pairs would list every close relative of every sibling).
+      model. One row per model, `other` being its recovered parent (with a tree) or its closest
+      older model, and `matches` how many older models pass the overlap threshold.
     - `mislabeled`: a model with more than 100 downloads has overlap < 0.1 with the base its card
-      declares: likely a wrong `base_model`. One row per (model, declared base).
+      declares. One row per (model, declared base).
 
     Returns:
         Columns pattern, model (the derived model, or the declaring one), other, downloads,
         overlap, identity, family, matches, reason; sorted by pattern then model.
     """
+    flagged = _flagged(tree)
     rows = []
     copy = df[
         (df["derived_downloads"] < copy_downloads_below) & (df["overlap"] > copy_overlap_above)
     ]
-    for model, group in copy.groupby("derived", sort=True):
-        r = group.loc[group["overlap"].idxmax()]
+    copy_reason = f"< {copy_downloads_below:g} downloads, overlap > {copy_overlap_above:g}"
+    if flagged is not None:
+        copy_reason += "; not a declared or packaged derivative (anomaly rule)"
+    if flagged is None:
+        groups = list(copy.groupby("derived", sort=True))
+    else:  # the rules' models, each with every pair it is in
+        groups = [
+            (m, df[(df["a"] == m) | (df["b"] == m)]) for m in sorted(flagged["suspicious_copy"])
+        ]
+    for model, group in groups:
+        if group.empty:
+            continue
+        parent = flagged["parent"].get(model) if flagged is not None else None
+        to_parent = group[(group["a"] == parent) | (group["b"] == parent)]
+        r = group.loc[to_parent.index[0] if len(to_parent) else group["overlap"].idxmax()]
+        is_a = model == r["a"]
         rows.append(
             {
                 "pattern": "suspicious_copy",
                 "model": model,
-                "other": r["b"] if model == r["a"] else r["a"],
-                "downloads": r["derived_downloads"],
+                "other": r["b"] if is_a else r["a"],
+                "downloads": r["downloads_a"] if is_a else r["downloads_b"],
                 "overlap": r["overlap"],
                 "identity": r["identity"],
-                "family": r["derived_family"],
-                "matches": len(group),
-                "reason": f"< {copy_downloads_below:g} downloads, overlap > {copy_overlap_above:g}",
+                "family": r["family_a"] if is_a else r["family_b"],
+                "matches": int(
+                    ((group["derived"] == model) & (group["overlap"] > copy_overlap_above)).sum()
+                ),
+                "reason": copy_reason,
             }
         )
     for r in df[df["declarer"].notna()].itertuples():
         is_a = r.declarer == r.a
         downloads = r.downloads_a if is_a else r.downloads_b
+        if flagged is not None and r.declarer not in flagged["mislabeled"]:
+            continue
         if downloads > mislabel_downloads_above and r.overlap < mislabel_overlap_below:
             rows.append(
                 {
@@ -257,6 +296,19 @@ def suspicious_pairs(
     ]
     out = pd.DataFrame(rows, columns=columns)
     return out.sort_values(["pattern", "model", "other"], ignore_index=True)
+
+
+def _flagged(tree: Mapping | None) -> dict[str, Any] | None:
+    """The models the anomaly rules flagged per pattern, and each model's recovered parent;
+    None when the tree does not carry the rules' outcome (nodes without `anomalies`)."""
+    nodes = list((tree or {}).get("nodes", []))
+    if not nodes or not all("anomalies" in n for n in nodes):
+        return None
+    return {
+        "suspicious_copy": {n["id"] for n in nodes if "suspicious_copy" in n["anomalies"]},
+        "mislabeled": {n["id"] for n in nodes if "mislabeled" in n["anomalies"]},
+        "parent": {n["id"]: n.get("parent") for n in nodes},
+    }
 
 
 def filter_strategies(df: pd.DataFrame) -> pd.DataFrame:
@@ -294,7 +346,7 @@ def filter_strategies(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# The lineage map: mean overlap vs its variability across slots
+# The lineage map: mean overlap vs the share of untouched slots
 # --------------------------------------------------------------------------------------------
 
 
@@ -320,27 +372,49 @@ def query_pairs(
     return df[keep]
 
 
+def untouched_share(per_slot: Iterable[Any], identical_slot: float = IDENTICAL_SLOT) -> float:
+    """The share of a pair's slots whose weights are byte-identical (identity >= identical_slot).
+
+    NaN for a pair without per-slot detail (the store keeps none for most unrelated pairs).
+    """
+    values = [
+        s.get("identity") if isinstance(s, dict) else getattr(s, "identity", None) for s in per_slot
+    ]
+    known = [float(v) for v in values if v is not None]
+    return float(np.mean([v >= identical_slot for v in known])) if known else np.nan
+
+
 def lineage_map_regions(
     df: pd.DataFrame,
     *,
     unrelated_below: float = UNRELATED_BELOW,
-    variable_from: float = VARIABLE_FROM,
+    partial_from: float = PARTIAL_FROM,
+    identical_from: float = IDENTICAL_FROM,
 ) -> pd.DataFrame:
-    """A copy of `df` with a `region` column (see `MAP_REGIONS`).
+    """A copy of `df` with an `untouched` column (`untouched_share` of its per_slot, unless `df`
+    has one) and a `region` column (see `MAP_REGIONS`).
 
-    - "unrelated": mean overlap in [0, unrelated_below), whatever its std (the store keeps no
-      per-slot detail for most unrelated pairs, and none is needed to call them unrelated);
-    - "partial or merged": mean overlap >= unrelated_below and overlap_std >= variable_from
-      (some slots shared, others not: partial training, merges, frozen layers);
-    - "clear derivative": mean overlap >= unrelated_below and overlap_std < variable_from;
-    - None where the overlap is missing, or where a related pair has no overlap_std.
+    - "unrelated": mean overlap in [0, unrelated_below), whatever else (no per-slot detail is
+      needed to call a pair unrelated);
+    - "byte-identical": related, untouched share >= identical_from (a copy or re-upload);
+    - "partly untouched": related, untouched share in [partial_from, identical_from): some
+      tensors byte-identical, others trained (a partial fine-tune, a merged adapter, or two
+      siblings that both kept what their parent left untouched);
+    - "trained throughout": related, untouched share < partial_from (fine-tunes, quantizations,
+      casts, and merges: a merge is not a region, see the module notes);
+    - None where the overlap is missing, or where a related pair has no per-slot detail.
     """
     out = df.copy()
+    if "untouched" not in out.columns:
+        per_slot = out["per_slot"] if "per_slot" in out.columns else pd.Series([[]] * len(out))
+        out["untouched"] = [untouched_share(p) for p in per_slot]
+    out["untouched"] = out["untouched"].astype(float)
     out["region"] = None
-    related = query_pairs(out, overlap_min=unrelated_below).index
+    related = query_pairs(out, overlap_min=unrelated_below)
     out.loc[query_pairs(out, overlap_max=unrelated_below).index, "region"] = "unrelated"
-    partial = query_pairs(out.loc[related], std_min=variable_from).index
-    derivative = query_pairs(out.loc[related], std_max=variable_from).index
-    out.loc[partial, "region"] = "partial or merged"
-    out.loc[derivative, "region"] = "clear derivative"
+    share = related["untouched"]
+    out.loc[related.index[(share >= identical_from).to_numpy()], "region"] = "byte-identical"
+    partly = (share >= partial_from) & (share < identical_from)
+    out.loc[related.index[partly.to_numpy()], "region"] = "partly untouched"
+    out.loc[related.index[(share < partial_from).to_numpy()], "region"] = "trained throughout"
     return out

@@ -21,7 +21,7 @@ from lineage.present.plots import (
 )
 from lineage.present.plots_common import output_base, short_id, short_tensor
 from lineage.present.plots_tree import layered_layout
-from lineage.present.report_frame import pairs_frame
+from lineage.present.report_frame import BUCKETS, pairs_frame
 from tests.lineage.present.helpers import synthetic_models, synthetic_pairs, synthetic_tree
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -193,3 +193,112 @@ def test_draw_figure_refuses_an_unknown_name(df, tree, tmp_path):
     with pytest.raises(KeyError):
         draw_figure("pie", df, tree, str(tmp_path))
     assert list(DRAWABLE) == ["all", "tree", "heatmap", "downloads", "map"]
+
+
+# ---- what a reader sees: the redesign's promises, read back from the drawn figures ------------
+
+
+def _rendered(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def test_tree_labels_are_full_ids_beside_their_own_nodes_and_never_overlap(tree):
+    from lineage.present.plots_tree import family_tree_figure
+
+    fig = family_tree_figure(tree)
+    renderer = _rendered(fig)
+    checked = 0
+    for ax in fig.axes:
+        nodes = {
+            c.get_gid()[len("node:") :]: c.get_offsets()[0]
+            for c in ax.collections
+            if (c.get_gid() or "").startswith("node:")
+        }
+        labels = [t for t in ax.texts if (t.get_gid() or "").startswith("label:")]
+        boxes = []
+        for label in labels:
+            model = label.get_gid()[len("label:") :]
+            assert label.get_text() == model  # org/name, owner kept
+            # the label's left edge, in data units, is nearest its own node
+            box = label.get_window_extent(renderer)
+            left = ax.transData.inverted().transform((box.x0, (box.y0 + box.y1) / 2))
+            nearest = min(
+                nodes, key=lambda m: (nodes[m][0] - left[0]) ** 2 + (nodes[m][1] - left[1]) ** 2
+            )
+            assert nearest == model
+            assert box.x0 > ax.transData.transform(nodes[model])[0]  # to the right of it
+            boxes.append(box)
+            checked += 1
+        for a, b in itertools.combinations(boxes, 2):
+            assert not a.overlaps(b)
+    assert checked == len(tree["nodes"])
+
+
+def test_tree_merge_edges_are_distinct_and_widths_follow_overlap(tree):
+    from matplotlib.colors import to_hex
+
+    from lineage.present.plots_common import RELATION_COLORS
+    from lineage.present.plots_tree import edge_width, family_tree_figure
+
+    fig = family_tree_figure(tree, "meta/llama-base")
+    ax = fig.axes[0]
+    merges = [p for p in ax.patches if (p.get_gid() or "").startswith("merge:")]
+    # org3/llama-merge hangs under org1/llama-chat; its second parent is org4/llama-code
+    assert [p.get_gid() for p in merges] == ["merge:org4/llama-code->org3/llama-merge"]
+    assert to_hex(merges[0].get_edgecolor()) == RELATION_COLORS["merge"]
+    assert merges[0].get_linestyle() == "--"
+    arms = {
+        line.get_gid(): line.get_linewidth()
+        for line in ax.lines
+        if (line.get_gid() or "").startswith("edge:")
+    }
+    assert "edge:org4/llama-code->org3/llama-merge" not in arms  # not drawn as a tree edge
+    overlaps = {(e["parent"], e["child"]): e["overlap"] for e in tree["edges"]}
+    for gid, width in arms.items():
+        parent, child = gid[len("edge:") :].split("->")
+        assert width == pytest.approx(edge_width(overlaps[(parent, child)]))
+    assert edge_width(1.0) > 3 * edge_width(0.5)  # the range that decides parents is visible
+    assert all(a < b for a, b in itertools.pairwise(edge_width(x / 10) for x in range(11)))
+
+
+def test_heatmap_is_linear_from_the_chance_level(df, tree):
+    from matplotlib.colors import LogNorm, Normalize
+
+    from lineage.present.plots import chance_level, heatmap_figure
+
+    chance = chance_level(df)
+    unrelated = df.loc[df["verdict"] == "unrelated", "overlap"]
+    assert chance == pytest.approx(unrelated.median()) and 0 < chance < 0.05
+    image = heatmap_figure(df, tree).axes[0].images[0]
+    assert type(image.norm) is Normalize and not isinstance(image.norm, LogNorm)
+    assert image.norm.vmin == pytest.approx(chance) and image.norm.vmax == 1.0
+    bar = heatmap_figure(df, tree).axes[1]
+    assert any(t.get_text().startswith("chance") for t in bar.get_yticklabels())
+
+
+def test_downloads_panels_share_one_y_axis_and_have_no_trend_lines(df):
+    from lineage.present.plots import downloads_figure
+
+    fig = downloads_figure(df)
+    axes = [ax for ax in fig.axes if ax.get_xticklabels()]
+    assert len(axes) == 1 + 3  # all families, then each of the three
+    assert {ax.get_ylim() for ax in axes} == {(0.0, 1.03)}
+    for ax in axes:
+        assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == list(BUCKETS)
+        assert not [line for line in ax.lines if line.get_linestyle() == "--"]
+
+
+def test_lineage_map_regions_hold_the_partial_pair_and_colour_edges_by_relation(df, tree):
+    from lineage.present.plots_map import lineage_map_figure
+
+    fig = lineage_map_figure(df, tree)
+    ax = fig.axes[0]
+    regions = {p.get_gid() for p in ax.patches}
+    assert regions == {"unrelated", "trained throughout", "partly untouched", "byte-identical"}
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "recovered edge: partial (n=1)" in legend
+    assert any(t.startswith("recovered edge: merge") for t in legend)

@@ -14,11 +14,13 @@ from hub.records import ModelRecord
 from lineage.present.report import build_report, markdown_table
 from lineage.present.report_frame import BUCKETS, download_bucket, pairs_frame, quality_flag
 from lineage.present.report_stats import (
+    IDENTICAL_SLOT,
     filter_strategies,
     lineage_map_regions,
     query_pairs,
     stats_by_bucket,
     suspicious_pairs,
+    untouched_share,
     welch_ttests,
 )
 from tests.lineage.present.helpers import (
@@ -196,17 +198,47 @@ def test_query_pairs_is_half_open_and_regions_tile(df):
     assert len(lo) + len(hi) == len(df) and not set(lo.index) & set(hi.index)
     edge = pd.DataFrame(
         {
-            "overlap": [0.1, 0.1, 0.05, 0.5, np.nan],
-            "overlap_std": [0.15, 0.1499, np.nan, np.nan, 0.1],
+            "overlap": [0.1, 0.1, 0.1, 0.0999, 0.5, np.nan],
+            "untouched": [0.95, 0.9499, 0.2499, np.nan, np.nan, 0.5],
         }
     )
     regions = lineage_map_regions(edge)["region"].tolist()
-    assert regions == ["partial or merged", "clear derivative", "unrelated", None, None]
+    assert regions == [
+        "byte-identical",
+        "partly untouched",
+        "trained throughout",
+        "unrelated",
+        None,
+        None,
+    ]
     r = lineage_map_regions(df).set_index(["a", "b"])["region"]
-    assert r[PARTIAL_PAIR] == "partial or merged"
-    assert r[COPY_PAIR] == "clear derivative"
+    assert r[PARTIAL_PAIR] == "partly untouched"  # half the layers frozen
+    assert r[COPY_PAIR] == "trained throughout"  # overlap 0.97, but no byte-identical slot
     assert r[MISLABELED_PAIR] == "unrelated"
     assert r.notna().all()
+
+
+def test_untouched_share_counts_slots_at_the_graphs_identity_threshold():
+    from lineage.graph import GraphParams
+
+    assert GraphParams().identical_slot == IDENTICAL_SLOT
+    slots = [{"identity": 1.0}, {"identity": 0.9}, {"identity": 0.89}, {"identity": None}]
+    assert untouched_share(slots) == pytest.approx(2 / 3)
+    assert np.isnan(untouched_share([]))
+
+
+def test_suspicious_follows_the_anomaly_rules_when_the_tree_carries_them(df):
+    # Thresholds alone flag every low-download close relative (the demo: 33 of 52 models);
+    # with a tree, only what the rules flagged is listed, against its recovered parent.
+    tree = synthetic_tree()
+    loose = suspicious_pairs(df)
+    ruled = suspicious_pairs(df, tree)
+    assert set(ruled["model"]) == {"u1/llama-copy", "u4/qwen-mislabeled"}
+    unflag = {**tree, "nodes": [{**n, "anomalies": []} for n in tree["nodes"]]}
+    assert suspicious_pairs(df, unflag).empty  # the rules flagged nothing: nothing is listed
+    assert set(ruled["model"]) <= set(loose["model"])
+    copy = ruled[ruled["pattern"] == "suspicious_copy"].iloc[0]
+    assert copy["other"] == "meta/llama-base" and "anomaly rule" in copy["reason"]
 
 
 def test_markdown_table_reads_as_plain_text():
