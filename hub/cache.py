@@ -9,6 +9,7 @@ snapshot folder (whose files are symlinks into `blobs/`), with the snapshot's co
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from huggingface_hub import CachedRepoInfo, CachedRevisionInfo, scan_cache_dir
@@ -26,6 +27,23 @@ def default_cache_dir() -> Path:
         os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache")), "huggingface"
     )
     return Path(os.path.expandvars(home)).expanduser() / "hub"
+
+
+# a snapshot folder as huggingface_hub lays it out: models--ORG--NAME/snapshots/COMMIT
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def snapshot_of(folder: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """(repo id, commit) when `folder` is a model snapshot folder of an HF cache
+    (`.../models--ORG--NAME/snapshots/COMMIT`), else None. Only the path is looked at."""
+    path = Path(folder)
+    repo = path.parent.parent.name
+    if path.parent.name != "snapshots" or not _COMMIT.fullmatch(path.name):
+        return None
+    if not repo.startswith("models--") or len(repo) == len("models--"):
+        return None
+    # huggingface_hub names the folder `models--` + repo_id with "/" as "--"
+    return repo[len("models--") :].replace("--", "/"), path.name
 
 
 def _current(repo: CachedRepoInfo) -> CachedRevisionInfo:

@@ -6,7 +6,9 @@ huggingface_hub retries its own downloads and the later pages of a listing; `mod
 `Retry-After: N`), a 408/5xx, a timeout, a reset or a truncated body backs off exponentially,
 and every wait is capped by `max_sleep`. After `attempts` tries the last failure becomes a
 `hub.errors.NetworkError` that names the model and what was being read, never a URL with
-credentials or a header.
+credentials or a header. A connection that cannot be made at all (refused, unknown host) is not
+retried: the endpoint is down or mistyped, and backing off for a minute would only hide that.
+This is the only retry layer: the huggingface_hub calls we use do not retry on their own.
 
 The sleep function is part of the policy, so tests pass `sleep=lambda s: None` (or record the
 waits) instead of sleeping.
@@ -68,7 +70,19 @@ def http_errors() -> tuple[type[BaseException], ...]:
     return ()
 
 
+def connect_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP library's `ConnectError` (refused, unknown host, unreachable), from the module
+    `transport_errors` found; its `ConnectTimeout` is a timeout, and is retried."""
+    found: list[type[BaseException]] = []
+    for transport in transport_errors():
+        module = __import__(transport.__module__.split(".")[0])
+        if isinstance(getattr(module, "ConnectError", None), type):
+            found.append(module.ConnectError)
+    return tuple(found)
+
+
 _TRANSPORT = transport_errors()
+_CONNECT = connect_errors()
 _RETRYABLE: tuple[type[BaseException], ...] = (ShortBodyError, *_TRANSPORT)
 
 
@@ -137,12 +151,17 @@ class RetryPolicy:
             model_id: the model, for the final message and the error.
 
         Raises:
-            NetworkError: every attempt failed with a retryable error.
+            NetworkError: every attempt failed with a retryable error, or the endpoint could
+                not be connected to at all (at once: no retry).
         """
         delay = self.base_delay
+        attempt = 0
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn()
+            except _CONNECT as err:
+                subject = f"{what} of {model_id}" if model_id else what
+                raise NetworkError(_unanswered(err, subject), model_id=model_id) from None
             except HfHubHTTPError as err:
                 status = err.response.status_code if err.response is not None else None
                 if status not in RETRY_STATUSES:
@@ -162,12 +181,28 @@ class RetryPolicy:
             self.sleep(min(self.max_sleep, max(0.0, wait)))
             delay *= 2
         subject = f"{what} of {model_id}" if model_id else what
-        tries = f"{self.attempts} attempt" + ("s" if self.attempts != 1 else "")
+        tries = f"{attempt} attempt" + ("s" if attempt != 1 else "")
         raise NetworkError(
             f"could not read {subject} after {tries} (last: {problem}); "
             "check the endpoint and your connection, then run the crawl again",
             model_id=model_id,
         )
+
+
+def _unanswered(err: BaseException, subject: str) -> str:
+    """One line for a connection that could not be made: why, and where (the origin only: no
+    path, query or credentials)."""
+    reason = _first_line(err)
+    reason = reason.split("] ", 1)[1] if reason.startswith("[Errno") and "] " in reason else reason
+    try:
+        url = err.request.url  # type: ignore[attr-defined]
+        where = f" at {url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+    except (AttributeError, RuntimeError):  # a ConnectError raised without its request
+        where = ""
+    return (
+        f"could not read {subject}: the endpoint did not answer ({reason.lower()}){where}; "
+        "check HF_ENDPOINT (or --endpoint) and your connection"
+    )
 
 
 def _first_line(err: BaseException) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -63,12 +64,18 @@ def graph_key(store: Store, params: GraphParams | None) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
+def _writable(path: str | Path) -> bool:
+    """Whether the database file and its folder (SQLite's journal) can be written."""
+    return os.access(path, os.W_OK) and os.access(Path(path).parent, os.W_OK)
+
+
 def build_lineage(
     store: Store,
     *,
     params: GraphParams | None = None,
     device: str = "auto",
     reuse: bool = True,
+    refresh_cache: bool = True,
 ) -> LineageGraph:
     """Recover the lineage of everything the store holds a current signature for.
 
@@ -82,6 +89,11 @@ def build_lineage(
         device: for the co-occurrence product.
         reuse: read the stored graph when the store, the parameters and the code are what it
             was built from (`graph_key`); False always rebuilds (and stores the result).
+        refresh_cache: on a read-only store (what `tree`, `audit`, `anomalies` open) whose
+            stored graph is stale, store the pairs and the graph through one short writable
+            connection when the file can be written, so the next reader is sub-second. Models,
+            signatures and runs are never written. False (or a file that cannot be written)
+            builds in private TEMP tables that vanish with the connection.
 
     Returns:
         The graph; `graph.params["pairs_compared"]` says how many pair comparisons this call
@@ -97,6 +109,10 @@ def build_lineage(
         graph = LineageGraph.from_dict(json.loads(stored))
         graph.params.update(pairs_compared=0, reused=True)
         return graph
+    if store.read_only and refresh_cache and _writable(store.path):
+        # derived caches only: the data a reader opened read-only is the same data here
+        with Store(store.path) as writer:
+            return build_lineage(writer, params=params, device=device, reuse=False)
     from lineage.allpairs import significant_pairs
     from lineage.catalogue import load_inputs
     from lineage.graph import GraphParams, detail_top, recover_with_anomalies
@@ -114,7 +130,8 @@ def build_lineage(
     graph = recover_with_anomalies(records, sigs, stats, pairs, params=params)
     graph.params["pairs_compared"] = counter["compared"]
     graph.params["reused"] = False
-    store.put_graph(key, json.dumps(graph.to_dict()))
+    if not store.read_only:  # a reader's store (`mode=ro`) is never written: rebuilt next time
+        store.put_graph(key, json.dumps(graph.to_dict()))
     return graph
 
 

@@ -58,7 +58,12 @@ class CrawlOptions:
         hf_cache: the HF hub cache to read snapshots from (True: huggingface_hub's; False:
             never).
         executor: where weights are read and hashed (default: a local pool of `workers`
-            threads, closed at the end of the run).
+            threads, closed at the end of the run); engine `threads` only.
+        engine: `threads` (the executor above) or `ray` (Ray Data batches of models, each read
+            on `workers` threads, written as Parquet shards and stored by this process:
+            `lineage.engines.ray_engine`; needs the `ray` extra).
+        address: the Ray cluster to run on (engine `ray`); None starts a local Ray.
+        shards_dir: where a Ray crawl writes its shards (None: a temporary folder).
     """
 
     endpoint: str | None = None
@@ -71,6 +76,9 @@ class CrawlOptions:
     params: SignatureParams | None = None
     hf_cache: str | os.PathLike[str] | None | bool = True
     executor: Executor | None = None
+    engine: str = "threads"
+    address: str | None = None
+    shards_dir: str | os.PathLike[str] | None = None
 
     def resolved(self) -> CrawlOptions:
         """These options with the default parameters filled in and the device resolved.
@@ -250,8 +258,12 @@ def crawl_listing(
             seen += 1
             yield _job(store, catalogue, info, fingerprint=fingerprint, token=token)
 
+    if options.engine == "ray":
+        outcomes = _ray_outcomes(jobs(), options, client, cache, token=token)
+    else:
+        outcomes = engine.run(jobs(), needs_work=lambda job: job.work)
     try:
-        for outcome in engine.run(jobs(), needs_work=lambda job: job.work):
+        for outcome in outcomes:
             item = _store(catalogue, outcome)
             done += 1
             if options.progress is not None:
@@ -272,3 +284,35 @@ def crawl_listing(
         # are dropped and those running finish in the background without being stored.
         if options.executor is None:
             executor.close()
+
+
+def _ray_outcomes(
+    jobs: Iterator[_Job],
+    options: CrawlOptions,
+    client: HubClient,
+    cache: WindowCache | None,
+    *,
+    token: bool,
+) -> Iterator[Outcome[_Job]]:
+    """The engine's outcomes, computed on Ray (`lineage.engines.ray_engine`)."""
+    from lineage.engines.ray_engine import HubOpener, RayStage, fingerprint_on_ray
+
+    assert options.params is not None
+    opener = HubOpener.of(
+        client, cache, options.hf_cache, token=options.token, token_available=token
+    )
+    stage = RayStage(opener, _unreadable, options.params, options.device, options.workers)
+    for job, row in fingerprint_on_ray(
+        jobs,
+        needs_work=lambda job: job.work,
+        listed=lambda job: (job.record, job.info),
+        stage=stage,
+        address=options.address,
+        shards_dir=options.shards_dir,
+    ):
+        if row is None:
+            yield Outcome(job, attempted=False)
+            continue
+        job.stats.fetched, job.stats.cached = row.bytes_fetched, row.bytes_cached
+        job.stats.local = row.bytes_local
+        yield row.outcome(job)

@@ -110,7 +110,8 @@ def crawl(
         since: only models created on or after this date (ISO 8601 text, date or datetime).
         fingerprint: False stores records only (no weight bytes read).
         options: how to reach the Hub and fingerprint (`CrawlOptions`: endpoint, device,
-            workers, progress, cache_dir, token, retry, params, hf_cache, executor).
+            workers, progress, cache_dir, token, retry, params, hf_cache, executor, engine,
+            address, shards_dir).
         **settings: `CrawlOptions` fields given one by one, overriding `options`
             (`crawl(store, endpoint=url, workers=2)`).
 
@@ -122,11 +123,15 @@ def crawl(
             models in a row failed with `network` (the endpoint is down); models stored so
             far stay.
         DeviceUnavailableError: `device="cuda"` without a GPU.
+        EngineUnavailableError: `engine="ray"` without the `ray` extra installed.
         TypeError: a setting that is not a `CrawlOptions` field.
+        ValueError: an unknown engine, or an executor or a token string given with
+            `engine="ray"`.
     """
     started = time.monotonic()
     opts = replace(options or CrawlOptions(), **settings).resolved()
     assert opts.params is not None
+    _check_engine(opts)
     client = opts.client()
     run_id = store.start_run(
         "crawl",
@@ -140,6 +145,7 @@ def crawl(
             "since": since_text(since),
             "fingerprint": fingerprint,
             "workers": opts.workers,
+            "engine": opts.engine,
             "params": opts.params.tag(),
         },
     )
@@ -191,3 +197,20 @@ def crawl(
         result = summary()
         store.finish_run(run_id, result.to_dict(), status=status)
     return result
+
+
+def _check_engine(opts: CrawlOptions) -> None:
+    """Refuse an engine that cannot run before anything is listed or recorded."""
+    from lineage.engines import ENGINES, require_ray
+
+    if opts.engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {opts.engine!r}")
+    if opts.engine == "ray":
+        if opts.executor is not None:
+            raise ValueError("an executor runs the threads engine; give one or engine='ray'")
+        if isinstance(opts.token, str):
+            raise ValueError(
+                "a token is not sent to Ray workers: set HF_TOKEN on every node and crawl "
+                "with token=None"
+            )
+        require_ray()

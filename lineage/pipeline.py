@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fingerprint.comparison import DEFAULT_ALPHA, PairResult, compare
@@ -48,10 +48,19 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class AddSummary:
+    """What an add did, by model id. `skipped`: cached repos without weights to read (a
+    tokenizer or a config downloaded alone), left out of a whole-cache add without an error."""
+
     new: tuple[str, ...]
     changed: tuple[str, ...]
     unchanged: tuple[str, ...]
     failed: tuple[Failure, ...]
+    skipped: tuple[Failure, ...] = ()
+
+    def __add__(self, other: AddSummary) -> AddSummary:
+        return AddSummary(
+            *(getattr(self, f) + getattr(other, f) for f in AddSummary.__dataclass_fields__)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,9 @@ def add_local(
     refused.
     A folder that does not parse is reported in `failed` and not stored, so the store is left
     as it was for it; the other folders are still added.
+    A snapshot folder of a Hugging Face cache (`models--ORG--NAME/snapshots/COMMIT`, or a
+    folder above it) is stored as `add_hf_cache` stores it: ORG/NAME at COMMIT, one revision
+    per repo; with `model_id` it is a folder like any other.
 
     Args:
         store: where the models go.
@@ -86,9 +98,10 @@ def add_local(
         LineageError: `model_id` with more than one path, or with a folder of folders.
     """
     candidates, failed = _found_folders(paths, model_id)
-    new: list[str] = []
-    changed: list[str] = []
-    unchanged: list[str] = []
+    tally = _Tally()
+    snapshots: dict[str, tuple[str, Path]] = {}
+    if model_id is None:  # a snapshot named with --id is a folder like any other
+        candidates, snapshots = _cached_snapshots(candidates, tally)
     for claim in _claim_ids(store, candidates, model_id, failed):
         mid = claim.model_id
         try:
@@ -102,9 +115,158 @@ def add_local(
         if claim.moved is not None and model.record.revision != claim.moved.revision:
             failed.append(Failure(mid, "duplicate_id", _moved_other(claim)))
             continue
-        outcome = store.upsert_model(model.record)
-        {"new": new, "changed": changed, "unchanged": unchanged}[outcome].append(mid)
-    return AddSummary(tuple(new), tuple(changed), tuple(unchanged), tuple(failed))
+        getattr(tally, store.upsert_model(model.record)).append(mid)  # new, changed, unchanged
+    tally.failed.extend(failed)
+    for repo_id, (commit, folder) in snapshots.items():
+        _add_snapshot(store, tally, repo_id, commit, folder, named=True)
+    return tally.summary()
+
+
+def add_hf_cache(
+    store: Store,
+    repo_ids: Sequence[str] = (),
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> AddSummary:
+    """Register models of the local Hugging Face cache under their repo ids and revisions.
+
+    Each repo gives one snapshot: the one `refs/main` points at, else the most recently
+    modified (`hub.cache.cached_models`). It is stored with source "cache", its commit as
+    revision and the snapshot folder as path, so it is read from disk, never downloaded.
+    A repo whose id is already stored from elsewhere is refused, not stored over: a local
+    folder, or a Hub model at another revision (`lineage crawl` updates that one); a Hub model
+    at the same revision is left as it is (its reads already use this snapshot).
+
+    Args:
+        store: where the models go.
+        repo_ids: only these repos (each one missing from the cache is a failure); empty:
+            every model repo in the cache, skipping those whose snapshot holds no weights.
+        cache_dir: the hub cache folder (default: `hub.cache.default_cache_dir()`, from
+            HF_HUB_CACHE or HF_HOME).
+    """
+    from hub.cache import cached_models, default_cache_dir
+
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    snapshots = {repo: (commit, folder) for repo, commit, folder in cached_models(root)}
+    wanted = list(dict.fromkeys(repo_ids)) or sorted(snapshots)
+    tally = _Tally()
+    for repo_id in wanted:
+        if repo_id not in snapshots:
+            tally.failed.append(
+                Failure(
+                    repo_id,
+                    "not_found",
+                    f"{repo_id} is not in the Hugging Face cache at {root} (HF_HUB_CACHE, "
+                    f"HF_HOME); download it first (`hf download {repo_id}`) or crawl it",
+                )
+            )
+            continue
+        commit, folder = snapshots[repo_id]
+        _add_snapshot(store, tally, repo_id, commit, folder, named=bool(repo_ids))
+    return tally.summary()
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What an add did so far, as lists (an `AddSummary` once done)."""
+
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    skipped: list[Failure] = field(default_factory=list)
+
+    def summary(self) -> AddSummary:
+        return AddSummary(
+            tuple(self.new),
+            tuple(self.changed),
+            tuple(self.unchanged),
+            tuple(self.failed),
+            tuple(self.skipped),
+        )
+
+
+def _add_snapshot(
+    store: Store, tally: _Tally, repo_id: str, commit: str, folder: Path, *, named: bool
+) -> None:
+    """Store one cached snapshot as `repo_id` at `commit` (see `add_hf_cache` for the rules).
+    `named`: asked for by name, so a snapshot without weights is a failure, not a skip."""
+    from hub.errors import NoSafetensorsError
+
+    stored = store.get_model(repo_id)
+    if stored is not None and stored.source == "hub" and stored.revision == commit:
+        tally.unchanged.append(repo_id)
+        return
+    refusal = _cache_refusal(stored, repo_id, commit)
+    if refusal is not None:
+        tally.failed.append(Failure(repo_id, "duplicate_id", refusal))
+        return
+    try:
+        model = open_local_model(folder, model_id=repo_id, source="cache", revision=commit)
+    except NoSafetensorsError as e:
+        failure = Failure(repo_id, e.status, one_line(str(e)))
+        (tally.failed if named else tally.skipped).append(failure)
+        return
+    except HubError as e:
+        tally.failed.append(Failure(repo_id, e.status, one_line(str(e))))
+        return
+    except Exception as e:  # one odd snapshot never stops the others
+        tally.failed.append(Failure(repo_id, UNEXPECTED, unexpected(repo_id, e)))
+        return
+    getattr(tally, store.upsert_model(model.record)).append(repo_id)
+
+
+def _cached_snapshots(
+    candidates: list[tuple[str, Path]], tally: _Tally
+) -> tuple[list[tuple[str, Path]], dict[str, tuple[str, Path]]]:
+    """Split found folders into plain folders and HF cache snapshots, one snapshot per repo
+    (the one `hub.cache.cached_models` picks; other revisions found are skipped)."""
+    from hub.cache import cached_models, snapshot_of
+
+    plain: list[tuple[str, Path]] = []
+    found: dict[str, list[tuple[str, Path]]] = {}
+    for mid, folder in candidates:
+        snap = snapshot_of(folder)
+        if snap is None:
+            plain.append((mid, folder))
+        else:
+            found.setdefault(snap[0], []).append((snap[1], folder))
+    chosen: dict[str, tuple[str, Path]] = {}
+    for repo_id, snaps in sorted(found.items()):
+        pick = snaps[0]
+        if len(snaps) > 1:
+            cache_root = snaps[0][1].parents[2]
+            current = {r: c for r, c, _ in cached_models(cache_root)}.get(repo_id)
+            pick = next((s for s in snaps if s[0] == current), max(snaps))
+        chosen[repo_id] = pick
+        for commit, folder in snaps:
+            if (commit, folder) != pick:
+                tally.skipped.append(
+                    Failure(
+                        repo_id,
+                        "other_revision",
+                        f"{repo_id}: the cached revision {commit[:12]} at {folder} was not "
+                        f"added; the store keeps one revision per model ({pick[0][:12]})",
+                    )
+                )
+    return plain, chosen
+
+
+def _cache_refusal(stored: ModelRecord | None, repo_id: str, commit: str) -> str | None:
+    """Why a cached snapshot may not be stored under `repo_id`, or None when it may."""
+    if stored is None or stored.source == "cache":
+        return None
+    if stored.source == "hub":
+        return (
+            f"{repo_id}: stored from the Hub at revision {(stored.revision or '?')[:12]}, and the cache "
+            f"holds {commit[:12]}; run `lineage crawl` to update it, or read it from the cache "
+            "in another --db"
+        )
+    return (
+        f"{repo_id}: already stored from {stored.path or stored.source}, so its cached "
+        f"snapshot was not added; add the folder under another id with `lineage add PATH --id "
+        "ORG/NAME`, or use another --db"
+    )
 
 
 _ID_HINT = "add it alone with `lineage add PATH --id ORG/NAME` to name it"

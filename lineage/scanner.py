@@ -3,6 +3,8 @@
 `scan` lists the newest uploads (sorted by creation date, since a date), crawls them through
 `lineage.crawl_run` and matches each against a `lineage.match.SignatureIndex` of everything the
 store holds, saying whether the declared base agrees with what the weights show.
+`lineage.watch.watch` keeps doing so, poll after poll; both match a stored model through
+`match_crawled`.
 """
 
 from __future__ import annotations
@@ -10,17 +12,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from hub.hubsource import iter_models, parse_since
 from hub.records import DeclaredBase, ModelRecord
 from lineage.catalogue import Catalogue
-from lineage.crawl_run import CrawlOptions, crawl_listing
+from lineage.crawl_run import Crawled, CrawlOptions, crawl_listing
 from lineage.match import Match, SignatureIndex
 from lineage.store import Store
 
-__all__ = ["ScanResult", "scan"]
+__all__ = ["ScanResult", "match_crawled", "scan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,7 @@ class ScanResult:
         undeclared: matched models not declared as bases and not uploaded after this one
             (candidate parents the card does not name).
         state: `new`, `changed` or `unchanged` relative to the store.
+        seen_at: when it was matched (ISO 8601 UTC), so a stream of results can be timed.
     """
 
     model_id: str
@@ -50,6 +53,7 @@ class ScanResult:
     declared_agrees: bool | None
     undeclared: tuple[str, ...] = ()
     state: str = "new"
+    seen_at: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -62,6 +66,7 @@ class ScanResult:
             "declared_agrees": self.declared_agrees,
             "undeclared": list(self.undeclared),
             "matches": [m.to_dict() for m in self.matches],
+            "seen_at": self.seen_at,
         }
 
 
@@ -92,6 +97,54 @@ def _agreement(
     if any(b in index for b in declared):
         return False, undeclared
     return None, undeclared
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def match_crawled(
+    store: Store,
+    item: Crawled,
+    index: SignatureIndex,
+    catalogue: Catalogue,
+    *,
+    top: int = 5,
+    alpha: float | None = None,
+) -> ScanResult:
+    """Match one stored model against the index, then add it to the index.
+
+    Adding it at once means a later upload (of the same scan or poll) matches this one.
+
+    Args:
+        store: the database `item` was stored in.
+        item: what `lineage.crawl_run.crawl_listing` yielded for the model.
+        index: the signatures to match against; the model's own signature joins it.
+        catalogue: the store and signature parameters (loads a signature the crawl kept).
+        top: keep the best `top` matches.
+        alpha: significance level; default 1e-4 divided by the number of indexed models.
+    """
+    rec = item.record
+    sig = item.signature
+    if sig is None and item.outcome.status == "ok":
+        sig = catalogue.load(rec)
+    matches: list[Match] = []
+    if sig is not None:
+        matches = index.matches(sig, alpha=alpha, exclude=(rec.id,))[:top]
+        index.add(rec.id, sig)
+    agrees, undeclared = _agreement(store, rec, matches, index)
+    return ScanResult(
+        model_id=rec.id,
+        created_at=rec.created_at,
+        status=item.outcome.status,
+        reason=item.outcome.reason,
+        declared_bases=rec.declared_bases,
+        matches=tuple(matches),
+        declared_agrees=agrees if sig is not None else None,
+        undeclared=undeclared,
+        state=item.state,
+        seen_at=_now(),
+    )
 
 
 def scan(
@@ -146,29 +199,11 @@ def scan(
     try:
         listing = iter_models(client, sort="created", limit=limit, since=since)
         for item in crawl_listing(store, listing, opts, client=client, fingerprint=True):
-            rec = item.record
-            sig = item.signature
-            if sig is None and item.outcome.status == "ok":
-                sig = catalogue.load(rec)
-            matches: list[Match] = []
-            if sig is not None:
-                matches = index.matches(sig, alpha=alpha, exclude=(rec.id,))[:top]
-                index.add(rec.id, sig)
-            agrees, undeclared = _agreement(store, rec, matches, index)
+            result = match_crawled(store, item, index, catalogue, top=top, alpha=alpha)
             counts["scanned"] += 1
-            counts["matched"] += bool(matches)
-            counts["failed"] += item.outcome.status != "ok"
-            yield ScanResult(
-                model_id=rec.id,
-                created_at=rec.created_at,
-                status=item.outcome.status,
-                reason=item.outcome.reason,
-                declared_bases=rec.declared_bases,
-                matches=tuple(matches),
-                declared_agrees=agrees if sig is not None else None,
-                undeclared=undeclared,
-                state=item.state,
-            )
+            counts["matched"] += bool(result.matches)
+            counts["failed"] += result.status != "ok"
+            yield result
         status = "ok"
     except GeneratorExit:
         status = "interrupted"

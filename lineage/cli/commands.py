@@ -15,6 +15,7 @@ from typing import Any
 from lineage.store import Store
 
 __all__ = [
+    "check_add",
     "cmd_add",
     "cmd_anomalies",
     "cmd_audit",
@@ -38,12 +39,26 @@ def report_failures(failures) -> None:
         print(f"error: {f.reason}", file=sys.stderr)
 
 
+def check_add(args: argparse.Namespace) -> str | None:
+    """The usage problem of an `add` command line, if any (see `lineage.cli.spec.Command`)."""
+    if not args.paths and args.hf_cache is None:
+        return "give model folders (PATH ...) or --hf-cache [REPO_ID ...]"
+    if args.id is not None and args.hf_cache is not None:
+        return "--id names one model folder; models from the HF cache keep their repo id"
+    return None
+
+
 def cmd_add(args: argparse.Namespace, store: Store) -> int:
-    """`lineage add`: register local folders, then fingerprint the new and changed ones."""
+    """`lineage add`: register local folders and/or HF cache snapshots, then fingerprint the
+    new and changed ones."""
     from lineage import pipeline
     from lineage.progress import Progress
 
-    summary = pipeline.add_local(store, args.paths, model_id=args.id)
+    summary = pipeline.AddSummary((), (), (), ())
+    if args.paths:
+        summary += pipeline.add_local(store, args.paths, model_id=args.id)
+    if args.hf_cache is not None:
+        summary += pipeline.add_hf_cache(store, args.hf_cache)
     fp = None
     if not args.no_fingerprint:
         ids = [*summary.new, *summary.changed]
@@ -65,18 +80,27 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
                 "unchanged": list(summary.unchanged),
                 "failed": [_failure(f) for f in (*summary.failed, *(fp.failed if fp else ()))],
                 "fingerprinted": list(fp.fingerprinted) if fp else [],
+                "skipped": [_failure(f) for f in summary.skipped],
             }
         )
     else:
         print(
             f"added {len(summary.new)} new, {len(summary.changed)} changed, "
             f"{len(summary.unchanged)} unchanged, {len(summary.failed)} failed"
+            + (f", {len(summary.skipped)} skipped" if summary.skipped else "")
             + (
                 f"; fingerprinted {len(fp.fingerprinted)} ({fp.bytes_read / 1e6:.1f} MB read)"
                 if fp
                 else ""
             )
         )
+        if summary.skipped:
+            why = {"no_safetensors": "no weights", "other_revision": "another revision"}
+            names = ", ".join(
+                f"{f.model} ({why.get(f.status, f.status)})" for f in summary.skipped[:5]
+            )
+            more = f" and {len(summary.skipped) - 5} more" if len(summary.skipped) > 5 else ""
+            print(f"skipped from the HF cache: {names}{more}")
     report_failures(summary.failed)
     if fp:
         report_failures(fp.failed)

@@ -1,4 +1,4 @@
-"""`lineage crawl` and `lineage scan`: handlers over `lineage.crawler`.
+"""`lineage crawl` and `lineage scan`: handlers over `lineage.crawler` (and `lineage.watch`).
 
 Each takes the parsed arguments and an open Store and returns the exit code (0 done, 1 a
 user-facing error, which `lineage.cli.main` prints as one line). Progress goes to stderr,
@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lineage.store import Store
 
-__all__ = ["cmd_crawl", "cmd_scan"]
+__all__ = ["check_crawl", "check_scan", "cmd_crawl", "cmd_scan"]
 
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
+
+
+def check_crawl(args: argparse.Namespace) -> str | None:
+    """The usage problem of a `crawl` command line, if any (see `lineage.cli.spec.Command`)."""
+    if args.address is not None and args.engine != "ray":
+        return "--address names a Ray cluster: add --engine ray"
+    return None
 
 
 def cmd_crawl(args: argparse.Namespace, store: Store) -> int:
@@ -38,6 +49,8 @@ def cmd_crawl(args: argparse.Namespace, store: Store) -> int:
         device=args.device,
         workers=args.workers,
         progress=Progress("crawl", enabled=not args.json),
+        engine=args.engine,
+        address=args.address,
     )
     if args.json:
         print(json.dumps(summary.to_dict(), sort_keys=False))
@@ -86,10 +99,87 @@ def _describe(result) -> list[str]:
     return lines
 
 
+def check_scan(args: argparse.Namespace) -> str | None:
+    """The usage problem of a `scan` command line, if any (see `lineage.cli.spec.Command`)."""
+    if not args.watch:
+        given = [
+            f for f, v in (("--interval", args.interval), ("--max-polls", args.max_polls)) if v
+        ]
+        if given:
+            return f"{' and '.join(given)} {'need' if len(given) > 1 else 'needs'} --watch"
+    elif args.limit is not None:
+        return (
+            "--limit does not apply to --watch (each poll scans every new upload); use --max-polls"
+        )
+    return None
+
+
+@contextmanager
+def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM sets `stop` (the watch ends after the model in hand) instead of killing us."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # Set from another thread: the handler runs in the main thread, which may be holding
+        # the event's own lock (inside `wait`) at that instant.
+        threading.Thread(target=stop.set, name="sigterm").start()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _watch(args: argparse.Namespace, store: Store) -> int:
+    """`lineage scan --watch`: one JSON line per new upload until stopped."""
+    from lineage.watch import INTERVAL, watch
+
+    def warn(line: str) -> None:
+        print(f"warning: {line}", file=sys.stderr, flush=True)
+
+    stop = threading.Event()
+    n = 0
+    results = watch(
+        store,
+        interval=args.interval or INTERVAL,
+        max_polls=args.max_polls,
+        since=args.since,
+        stop=stop,
+        warn=warn,
+        endpoint=args.endpoint,
+        device=args.device,
+    )
+    how = "done"
+    with _stop_on_sigterm(stop):
+        try:
+            for result in results:
+                n += 1
+                print(json.dumps(result.to_dict()), flush=True)
+        except KeyboardInterrupt:
+            how = "interrupted"
+        finally:
+            results.close()  # records where it got to, if the loop did not end on its own
+    if stop.is_set():
+        how = "stopped (SIGTERM)"
+    print(
+        f"watch {how}: {n} new uploads reported; the next `lineage scan --watch` resumes "
+        "where this one stopped",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_scan(args: argparse.Namespace, store: Store) -> int:
-    """`lineage scan`: fingerprint the newest uploads and match each against the store."""
+    """`lineage scan`: fingerprint the newest uploads and match each against the store; with
+    `--watch`, keep doing so for new uploads (`lineage.watch.watch`)."""
     from lineage.crawler import scan
     from lineage.progress import Progress
+
+    if args.watch:
+        return _watch(args, store)
 
     results = scan(
         store,

@@ -19,7 +19,8 @@ __all__ = ["build_parser", "main"]
 
 EPILOG = (
     "Database: --db PATH (before or after COMMAND), else $LINEAGE_DB, else ./lineage.db. "
-    "Commands that only read it refuse a missing one. Every command has --help."
+    "Commands that only read it open it read-only and refuse a missing one. Every command "
+    "has --help."
 )
 
 
@@ -76,6 +77,7 @@ def _silence_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `lineage` with `argv` (default: sys.argv[1:]) and return the exit code."""
     args = build_parser().parse_args(argv)
+    args.check(args)  # usage problems argparse cannot see: exit 2 before anything is opened
     if args.threads is not None:
         from fingerprint.device import set_threads
 
@@ -95,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        with Store(path) as store:
+        # readers open the file read-only: they never migrate or change a user's database
+        with Store(path, read_only=args.reads) as store:
             return args.func(args, store)
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)

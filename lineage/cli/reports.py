@@ -56,13 +56,5 @@ def cmd_demo(args: argparse.Namespace, store: Store | None) -> int:
         f"against the zoo's truth: parent accuracy {d.parent_accuracy:.1%}, "
         f"family ARI {d.family_ari:.3f}, pair AUC {auc}"
     )
-    print(
-        f"look at: {d.out}/evaluation.md, {d.out}/report/report.md, {d.out}/exports/, "
-        f"{d.out}/lineage.db (try `lineage --db {d.out}/lineage.db anomalies`)"
-    )
-    print(
-        f"again: `lineage --db {d.out}/lineage.db tree|audit ID|anomalies|plot`; serve the zoo as "
-        f"a local Hub with `python scripts/serve_hub.py --root {d.out}/zoo --port 8765` and "
-        "crawl it with `lineage crawl --endpoint http://127.0.0.1:8765`"
-    )
+    print(d.next_steps())
     return 0 if d.models and d.edges else 1

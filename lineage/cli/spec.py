@@ -57,6 +57,9 @@ class Command:
         reads: True for commands that only read the database: a missing one is an error (a
             mistyped --db must not become a new, empty database).
         db: False for commands that take no --db at all (demo writes its own).
+        check: a function ("module:function") taking the parsed args and returning a usage
+            problem (a message) or None; run before any database is opened, so a command
+            line that cannot work exits 2 having touched nothing.
     """
 
     name: str
@@ -69,6 +72,7 @@ class Command:
     raw: bool = False
     reads: bool = False
     db: bool = True
+    check: str | None = None
 
 
 DB_HELP = "SQLite database (default: $LINEAGE_DB or ./lineage.db); before or after COMMAND"
@@ -80,6 +84,19 @@ def _handler(target: str) -> Callable[[argparse.Namespace, Any], int]:
 
     call.__name__ = target.rpartition(":")[2]
     return call
+
+
+def _checker(
+    target: str | None, parser: argparse.ArgumentParser
+) -> Callable[[argparse.Namespace], None]:
+    """`args.check(args)`: the command's usage check, a problem ending as `parser.error` (exit 2)."""
+
+    def check(args: argparse.Namespace) -> None:
+        problem = load(target)(args) if target else None
+        if problem:
+            parser.error(problem)
+
+    return check
 
 
 def _fill(parser: argparse.ArgumentParser, command: Command) -> None:
@@ -139,7 +156,12 @@ def add_command(subparsers: argparse._SubParsersAction, command: Command) -> Non
     p = subparsers.add_parser(
         command.name, help=command.help, description=description, formatter_class=formatter
     )
-    p.set_defaults(func=_handler(command.run), no_store=not command.store, reads=command.reads)
+    p.set_defaults(
+        func=_handler(command.run),
+        no_store=not command.store,
+        reads=command.reads,
+        check=_checker(command.check, p),
+    )
     if isinstance(p, CommandParser):
         p.defer(command)
     else:

@@ -65,6 +65,16 @@ def _positive(value: str) -> int:
     return n
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value!r}")
+    return seconds
+
+
 def _model_id(value: str) -> str:
     from hub.folders import is_model_id
 
@@ -114,15 +124,28 @@ COMMANDS: tuple[Command, ...] = (
         "add",
         library="lineage.pipeline:add_local",
         run="lineage.cli.commands:cmd_add",
-        help="register local model folders (or a folder of them) and fingerprint them",
+        check="lineage.cli.commands:check_add",
+        help="register local model folders (or the HF cache) and fingerprint them",
         description="Register local HF-style model folders: safetensors (single or sharded), "
         "config.json and README front matter. Only headers and small windows are read. "
         "A folder of folders is searched. A model's id is the last two parts of its folder's "
         "path (models/org/name is org/name) unless its card says `model_id: org/name` with "
         "the same name; a folder already stored keeps its id. A folder whose id is taken by "
-        "another folder or a Hub model is refused, not stored over it: name it with --id.",
+        "another folder or a Hub model is refused, not stored over it: name it with --id. "
+        "--hf-cache registers models of the Hugging Face cache under their repo ids and "
+        "commits; so does a PATH that is (or holds) a cache snapshot folder "
+        "(models--ORG--NAME/snapshots/COMMIT), one revision per repo.",
         args=(
-            arg("paths", nargs="+", metavar="PATH"),
+            arg("paths", nargs="*", metavar="PATH", help="model folders, or folders of them"),
+            arg(
+                "--hf-cache",
+                nargs="*",
+                metavar="REPO_ID",
+                help="models in the Hugging Face cache ($HF_HUB_CACHE, else $HF_HOME/hub, else "
+                "~/.cache/huggingface/hub), stored as REPO_ID at the commit of one snapshot each: "
+                "the one refs/main points at, else the newest; with REPO_IDs, only those "
+                "(default: every cached model with weights)",
+            ),
             arg(
                 "--id",
                 type=_model_id,
@@ -335,6 +358,7 @@ COMMANDS: tuple[Command, ...] = (
         "crawl",
         library="lineage.crawler:crawl",
         run="lineage.cli.crawl:cmd_crawl",
+        check="lineage.cli.crawl:check_crawl",
         help="list Hub models into the database and fingerprint the new or changed ones",
         description=_paragraphs(
             "List models on the Hub (or a Hub-compatible --endpoint), store their metadata and "
@@ -378,7 +402,22 @@ COMMANDS: tuple[Command, ...] = (
                 type=_positive,
                 default=4,
                 metavar="N",
-                help="models read at the same time (default: 4)",
+                help="models read at the same time (default: 4); with --engine ray, threads "
+                "inside each batch of models",
+            ),
+            arg(
+                "--engine",
+                choices=Choices("lineage.engines:ENGINES"),
+                default="threads",
+                help="where weights are read and fingerprinted: threads (default, this "
+                "process) or ray (Ray Data batches on a local Ray or --address; needs "
+                "pip install 'model-lineage[ray]'; docs/engine.md)",
+            ),
+            arg(
+                "--address",
+                metavar="ADDR",
+                help="with --engine ray: the Ray cluster to run on (ray.init address, e.g. "
+                "auto or ray://HOST:10001); default: start a local Ray on this machine's CPUs",
             ),
         ),
         raw=True,
@@ -395,9 +434,36 @@ COMMANDS: tuple[Command, ...] = (
             "Prints each significant match (overlap, identity, p-value, verdict: significance "
             "is corrected for the number of stored models) and whether the declared base "
             "agrees with the weights; --json prints one JSON object per model.",
+            "--watch keeps going: every --interval seconds it lists the uploads created since "
+            "the last poll, scans each one not reported yet (oldest first) and prints it as one "
+            "JSON line with the time it was matched (seen_at). Where it got to (the watermark) "
+            "is kept in the database, so the next --watch on the same endpoint resumes there; "
+            "--since starts elsewhere, and a first watch starts from the newest upload. Ctrl-C "
+            "or SIGTERM stops it cleanly; a failing listing is a warning on stderr and is "
+            "tried again at the next poll.",
             *_COST,
         ),
-        args=_HUB,
+        args=(
+            *_HUB,
+            arg(
+                "--watch",
+                action="store_true",
+                help="keep polling for new uploads and print each as a JSON line",
+            ),
+            arg(
+                "--interval",
+                type=_seconds,
+                metavar="SECONDS",
+                help="with --watch: seconds between polls (default: 60)",
+            ),
+            arg(
+                "--max-polls",
+                type=_positive,
+                metavar="N",
+                help="with --watch: stop after N polls (default: until stopped)",
+            ),
+        ),
         raw=True,
+        check="lineage.cli.crawl:check_scan",
     ),
 )

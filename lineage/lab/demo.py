@@ -28,6 +28,27 @@ class DemoSummary:
     bytes_fetched: int
     seconds: float
     files: tuple[Path, ...]
+    zoo: Path | None = None  # the zoo that was served (default: `out / "zoo"`)
+
+    def next_steps(self) -> str:
+        """Where everything is and how to look at it, or serve the zoo, again (the demo's
+        closing lines)."""
+        out, zoo = self.out, self.zoo or self.out / "zoo"
+        return "\n".join(
+            (
+                f"everything is under {out}/:",
+                f"  the atlas     {out}/exports/tree.html (open it in a browser)",
+                f"  the report    {out}/report/report.md, with its figures",
+                f"  the scores    {out}/evaluation.md, against the zoo's truth",
+                f"  the graph     {out}/exports/ (json, graphml, gexf, csv, dot; pairs, anomalies)",
+                f"  the database  {out}/lineage.db",
+                f"look again: lineage --db {out}/lineage.db view --open  (or tree, audit ID, "
+                "anomalies, plot)",
+                f"serve the zoo as a Hub again: python scripts/serve_hub.py --root {zoo} "
+                "--port 8765",
+                "  and crawl it: lineage --db mine.db crawl --endpoint http://127.0.0.1:8765",
+            )
+        )
 
 
 def _offline_hub_env(home: Path) -> None:
@@ -166,4 +187,5 @@ def run_demo(
         bytes_fetched=summary.bytes_fetched,
         seconds=time.monotonic() - started,
         files=tuple(files),
+        zoo=zoo,
     )

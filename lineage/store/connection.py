@@ -2,10 +2,19 @@
 
 `Connection` is the base of `lineage.store.Store`; the tables' methods live in their own
 modules (models, signatures, pairs, runs) as classes over it.
+
+A read-only connection (`read_only=True`, what the CLI's reading commands use) opens the file
+with SQLite's `mode=ro`: it never migrates, changes or creates the file. What a reader computes
+for itself (pair results, the built graph) goes to TEMP copies of those cache tables, which
+shadow the file's for this connection only and vanish with it, so an `audit` reads the pairs
+its own build just compared. Any other write is refused. (`lineage.build.build_lineage`
+refreshes a stale graph's caches through a separate writable connection when the file can be
+written: derived tables only.)
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -17,13 +26,19 @@ from lineage.errors import StoreError
 from lineage.store.rows import now
 from lineage.store.schema import MIGRATIONS, Migration
 
-__all__ = ["Connection"]
+__all__ = ["SCRATCH_TABLES", "Connection"]
+
+# Tables that only cache what is computed from the models and signatures: a read-only
+# connection may fill private copies of them.
+SCRATCH_TABLES = ("pairs", "graphs")
 
 
 class Connection:
     """One SQLite connection with the store's lock, transactions and schema migrations.
 
-    Args and errors: see `lineage.store.Store`, which is this class with the tables' methods.
+    Args and errors: see `lineage.store.Store`, which is this class with the tables' methods;
+    and `read_only`: open an existing file with SQLite's `mode=ro` (see the module's docstring):
+    a file that needs a migration is refused with a `StoreError` saying how to upgrade it.
     """
 
     def __init__(
@@ -32,11 +47,17 @@ class Connection:
         *,
         busy_timeout: float = 30.0,
         migrations: Sequence[Migration] = MIGRATIONS,
+        read_only: bool = False,
     ):
         self.path = str(path)
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._depth = 0
+        self._shadowed = False
         self._conn: sqlite3.Connection | None = None
+        if read_only:
+            self._conn = self._open_read_only(busy_timeout, len(migrations))
+            return
         if self.path != ":memory:" and not self.path.startswith("file:"):
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +94,65 @@ class Connection:
             self.close()
             raise
 
+    def _open_read_only(self, busy_timeout: float, known: int) -> sqlite3.Connection:
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            raise StoreError(f"read_only needs a database file, not {self.path}")
+        uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"cannot open database {self.path} for reading: {e}; check the path and that "
+                "it is readable"
+            ) from e
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            # the scratch copies cannot point into the file's tables; nothing reaches the file
+            conn.execute("PRAGMA foreign_keys = OFF")
+            self.journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            current = self._check_version(self._read_version(conn), known)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise StoreError(
+                f"{self.path} is not a usable model-lineage database (SQLite says: {e}); "
+                "pass another --db or move the file away"
+            ) from e
+        except BaseException:
+            conn.close()
+            raise
+        if current < known:
+            conn.close()
+            raise StoreError(
+                f"database {self.path} has schema version {current} and needs an upgrade to "
+                f"{known}, which a reading command never does: run a writing command once "
+                "(e.g. `lineage fingerprint`) or open it once with write access"
+            )
+        return conn
+
+    def _shadow(self, conn: sqlite3.Connection) -> None:
+        """Give a read-only connection its TEMP copies of `SCRATCH_TABLES` (once): unqualified
+        names then find them before the file's tables."""
+        if self._shadowed:
+            return
+        for name in SCRATCH_TABLES:
+            rows = conn.execute(
+                "SELECT type, name, sql FROM main.sqlite_master "
+                "WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type DESC",
+                (name,),
+            ).fetchall()
+            for kind, item, sql in rows:  # the table first ("table" > "index"), then indexes
+                if kind == "table":
+                    conn.execute(re.sub(r"^\s*CREATE\s+TABLE", "CREATE TEMP TABLE", sql))
+                    conn.execute(f"INSERT INTO temp.{name} SELECT * FROM main.{name}")
+                elif kind == "index":
+                    m = re.match(r"\s*CREATE\s+(UNIQUE\s+)?INDEX\s+\S+(.*)", sql, re.S)
+                    if m:  # the same index, on the copy
+                        conn.execute(f"CREATE {m[1] or ''}INDEX temp.{item}{m[2]}")
+        self._shadowed = True
+
     # ---- lifecycle ---------------------------------------------------------------------
 
     def __enter__(self) -> Connection:
@@ -100,6 +180,11 @@ class Connection:
         return self._conn
 
     def _busy_message(self, e: sqlite3.Error) -> str:
+        if self.read_only and "readonly" in str(e):
+            return (
+                f"database {self.path} is open read-only here ({e}); change it with a writing "
+                "command (`lineage add`, `lineage fingerprint`, `lineage crawl`)"
+            )
         if "locked" in str(e) or "busy" in str(e):
             return (
                 f"database {self.path} is busy: another lineage process is writing to it; "
@@ -125,6 +210,8 @@ class Connection:
             depth = self._depth
             savepoint = f"lineage_sp{depth}"
             try:
+                if self.read_only:
+                    self._shadow(conn)
                 conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
             except sqlite3.Error as e:
                 raise StoreError(self._busy_message(e)) from e
