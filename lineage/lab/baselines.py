@@ -320,18 +320,29 @@ def _l2(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> float:
     return total**0.5
 
 
+def _float_weights(m: ZooModel) -> dict[str, np.ndarray]:
+    """A model's tensors as float arrays, or {} when any is not floating point (packed)."""
+    out = {}
+    for n, t in _load_tensors(m):
+        if not t.is_floating_point():
+            return {}
+        out[n] = t.float().numpy()
+    return out
+
+
 def mother_baseline(
     models: Mapping[str, ZooModel], *, lam: float = 0.3, cut: float = 0.5
 ) -> BaselineResult:
     """MoTHer on full weights (see module doc). `lam` is the paper's direction prior weight."""
-    weights = {
-        mid: {n: t.float().numpy() for n, t in _load_tensors(m)} for mid, m in models.items()
-    }
+    weights = {mid: _float_weights(m) for mid, m in models.items()}
     parents: dict[str, tuple[str, ...]] = {mid: () for mid in models}
     relations: dict[str, str | None] = {}
     pairs, distance = [], {}
     for arch in sorted({m.arch for m in models.values()}):
-        ids = [mid for mid, m in models.items() if m.arch == arch]
+        # a model without float safetensors weights (GGUF, ONNX, GPTQ integers ...) is beyond this
+        # baseline: it stays a root (the L2 over the few float tensors it shares, embeddings and
+        # norms, would make it everybody's nearest neighbour)
+        ids = [mid for mid, m in models.items() if m.arch == arch and weights[mid]]
         for a, b in itertools.combinations(ids, 2):
             distance[(a, b)] = distance[(b, a)] = _l2(weights[a], weights[b])
             pairs.append({"a": a, "b": b, "overlap": -distance[(a, b)]})  # higher = more alike

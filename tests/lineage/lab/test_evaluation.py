@@ -294,5 +294,14 @@ def test_baselines_produce_scoreable_trees_on_the_zoo(tiny_zoo):
     # Exact-value MinHash finds the byte-identical re-uploads...
     minhash = evaluate(truth, results["minhash"].tree).parents
     assert minhash.by_kind["reupload"].value == 1.0
-    # ... and L2 distance separates the families.
-    assert evaluate(truth, results["mother"].tree).ari > 0.9
+    # ... and L2 distance separates the families, of the models it can read (safetensors floats;
+    # the quantized and exported uploads are beyond it)
+    from lineage.lab.evaluation import adjusted_rand_index
+    from lineage.lab.zoo_plan import FORMAT_KINDS
+
+    readable = sorted(m for m, t in truth.models.items() if t.kind not in FORMAT_KINDS)
+    family = {n["id"]: n["family"] for n in results["mother"].tree["nodes"]}
+    ari = adjusted_rand_index(
+        [truth.models[m].family for m in readable], [family[m] for m in readable]
+    )
+    assert ari > 0.9
