@@ -226,21 +226,11 @@ def _adapter_subspace(a: str, b: str, store: Store | None) -> Any:
 def cmd_tree(args: argparse.Namespace, store: Store) -> int:
     """`lineage tree`: the recovered trees as JSON on stdout, or exported with --out."""
     from lineage.build import build_lineage
+    from lineage.cli.view import family_of
     from lineage.present.export import export, render
 
     graph = build_lineage(store, device=args.device)
-    family = None
-    if args.family:
-        node = next((n for n in graph.nodes if n.id == args.family), None)
-        if node is None:
-            from lineage.errors import UnknownModelError
-
-            raise UnknownModelError(
-                args.family,
-                f"{args.family!r} has no signature in the database; "
-                "`lineage add` or `lineage crawl` it first",
-            )
-        family = node.family
+    family = family_of(graph, args.family)
     if args.format == "html":  # the atlas, as `lineage view` writes it
         from lineage.cli.view import hub_ids
         from lineage.present.atlas import render_atlas, write_atlas
