@@ -8,6 +8,8 @@ fine-tuning acts on the extremes.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from fingerprint.signature import Signature, SignatureParams, SlotSignature
@@ -88,3 +90,138 @@ def _distinct_rows(
             row = np.unique(np.concatenate([row, rng.integers(0, n, size=k)]))[:k]
         out[r] = row
     return out
+
+
+class SyntheticHub:
+    """A synthetic Hub of `n_models` in families, each model's signature made on demand.
+
+    `synthetic_signatures` holds every signature at once (128 KiB a model: 13 GB at 100,000);
+    here a model's positions are a function of the seed, its parent's positions and its own
+    number, so any model can be rebuilt alone (from its root down, a few ms) and a whole Hub can
+    be streamed in order holding only the current family. Families are contiguous runs of model
+    numbers: model m starts a new family with probability 1 / `family_mean` (so sizes are
+    geometric with that mean), otherwise its parent is a uniformly drawn earlier member of the
+    current family, and it keeps each of its parent's positions with a probability drawn per
+    model from `keep` (as in `synthetic_signatures`). Every draw is made per model from its own
+    stream, so the first N models of a larger Hub are the Hub of N models (same seed).
+
+    Args:
+        n_models: models in the Hub.
+        params: signature parameters (window n and k).
+        slots: slots per model (all models share the same slot keys: one architecture).
+        family_mean: mean family size.
+        keep: range of the per-model keep probability.
+        seed: the Hub's seed.
+    """
+
+    def __init__(
+        self,
+        n_models: int,
+        *,
+        params: SignatureParams | None = None,
+        slots: int = 64,
+        family_mean: float = 33.0,
+        keep: tuple[float, float] = (0.2, 0.95),
+        seed: int = 0,
+    ):
+        self.params = params or SignatureParams()
+        self.n_models, self.slots, self.seed = n_models, slots, seed
+        n = self.params.window
+        self.keys = tuple(f"layers.{i}.mlp.up_proj.weight|512|{n}" for i in range(slots))
+        starts = np.random.default_rng([seed, 1]).random(n_models) < 1.0 / family_mean
+        if n_models:
+            starts[0] = True
+        # the root of each model: the last family start at or before it
+        self.root = np.maximum.accumulate(np.where(starts, np.arange(n_models), 0))
+        offset = np.arange(n_models) - self.root
+        draw = np.random.default_rng([seed, 2]).random(n_models)
+        self.parent = np.where(starts, -1, self.root + (draw * offset).astype(np.int64))
+        lo, hi = keep
+        self.keep = lo + (hi - lo) * np.random.default_rng([seed, 3]).random(n_models)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def model_id(self, m: int) -> str:
+        return f"h{m:07d}"
+
+    def family(self, m: int) -> str:
+        return self.model_id(int(self.root[m]))
+
+    def positions(self, m: int) -> np.ndarray:
+        """Model m's drawn positions, (slots, k) int64: rows unsorted (a child's keep draws are
+        made against its parent's order) and may repeat a position (see `signature`)."""
+        hit = self._cache.get(m)
+        if hit is not None:
+            return hit
+        chain = [m]
+        while self.parent[chain[-1]] >= 0 and int(self.parent[chain[-1]]) not in self._cache:
+            chain.append(int(self.parent[chain[-1]]))
+        top = int(self.parent[chain[-1]])
+        pos = self._cache[top] if top >= 0 else None
+        for node in reversed(chain):
+            pos = self._make(node, pos)
+        assert pos is not None
+        if len(self._cache) > 4096:  # rebuilding on demand: keep only recent families
+            self._cache.clear()
+        self._cache[m] = pos
+        return pos
+
+    def stream(self, start: int = 0, stop: int | None = None):
+        """(m, positions) for m in [start, stop), in order, holding one family at a time."""
+        stop = self.n_models if stop is None else stop
+        family: dict[int, np.ndarray] = {}
+        for m in range(start, stop):
+            parent = int(self.parent[m])
+            if parent < 0:
+                family = {}
+            pos = self._make(m, family[parent]) if parent in family else self.positions(m)
+            family[m] = pos
+            yield m, pos
+
+    def signature(self, m: int) -> Signature:
+        """Model m's full signature (as `synthetic_signatures` makes them): each slot holds the
+        distinct positions of its row, so k or, where a fresh draw repeated a position of its row
+        (k^2 / 2n ~ 0.5 a row), a little fewer; not deduplicating is what makes streaming a Hub
+        cheap (no sort of the k x slots draws per model)."""
+        rows = [np.unique(r) for r in self.positions(m)]
+        return _signature(self.params, self.keys, self.model_id(m), rows)
+
+    def _make(self, m: int, parent_pos: np.ndarray | None) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, 7, m])
+        n, k = self.params.window, self.params.k
+        if parent_pos is None:
+            kept = np.full((self.slots, k), -1, dtype=np.int64)
+        else:
+            kept = np.where(rng.random((self.slots, k)) < self.keep[m], parent_pos, -1)
+        fresh = kept < 0
+        kept[fresh] = rng.integers(0, n, size=int(fresh.sum()))
+        return kept
+
+
+def _signature(
+    params: SignatureParams, keys: tuple[str, ...], model_id: str, pos: list[np.ndarray]
+) -> Signature:
+    n = params.window
+    identity = np.zeros(0, dtype=np.uint64)
+    return Signature(
+        params,
+        tuple(
+            SlotSignature(
+                key=key,
+                tensor=key.split("|")[0],
+                dtype="BF16",
+                shape=(n // 512, 512),
+                n=n,
+                positions=p.astype(np.uint32),
+                identity=identity,
+                mean=0.0,
+                std=1.0,
+                kurtosis=3.0,
+                absmax=4.0,
+                distinct=1.0,
+                # each model's own window bytes: equal digests would make any pair "identical"
+                digest=hashlib.blake2b(f"{model_id}|{key}".encode(), digest_size=16).digest(),
+            )
+            for key, p in zip(keys, pos, strict=True)
+        ),
+        model_id=model_id,
+    )
