@@ -14,7 +14,6 @@ the pair's p-value is the one the verdict was calibrated on.
 from __future__ import annotations
 
 import functools
-
 import re
 from collections import defaultdict
 from dataclasses import dataclass
