@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hub import decode
-from hub.packed import Part, Read
+from hub.packed import Packed, Part, Read, Recognized
 
 if TYPE_CHECKING:  # annotations only: hub.tensor_index imports this package
     from hub.tensor_index import Located
@@ -68,6 +68,13 @@ def rows_for(n: int, rows: int, cols: int) -> int:
     if not 0 < n <= rows * cols:
         raise ValueError(f"a window of {n} elements does not fit a [{rows}, {cols}] tensor")
     return math.ceil(n / cols)
+
+
+def recognized(packed: Mapping[str, Packed], consumed: set[str]) -> Recognized:
+    """What a recognizer found: its packed tensors, the stored tensors they read, and the
+    methods of their codecs (sorted, comma-joined; "" when it found nothing)."""
+    methods = sorted({p.codec.method for p in packed.values()})
+    return Recognized(packed, frozenset(consumed), ",".join(methods))
 
 
 def checked(chunk: bytes, nbytes: int, what: str) -> bytes:

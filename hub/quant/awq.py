@@ -30,6 +30,7 @@ from hub.quant._common import (
     ints,
     part,
     qconfig,
+    rows_for,
     shape_of,
     strided,
     unpack,
@@ -55,7 +56,7 @@ class AwqCodec:
     dtype: str = "AWQ_I4"
 
     def reads(self, n: int) -> Sequence[Read]:
-        rows = _rows(n, self.out, self.inputs)
+        rows = rows_for(n, self.out, self.inputs)
         words = math.ceil(rows / 8)
         ss = float_size(self.scale_dtype) or 2
         out = strided("qweight", self.out // 8 * 4, self.inputs, 0, words * 4)
@@ -64,7 +65,7 @@ class AwqCodec:
         return out
 
     def decode(self, n: int, chunks: Sequence[bytes]) -> np.ndarray:
-        rows = _rows(n, self.out, self.inputs)
+        rows = rows_for(n, self.out, self.inputs)
         words = math.ceil(rows / 8)
         if len(chunks) != self.inputs + 2 * self.groups:
             raise ValueError("wrong number of chunks for an AWQ window")
@@ -82,12 +83,6 @@ def _columns(words: np.ndarray, rows: int) -> np.ndarray:
     """[k, w] int32 words -> [k, rows] 4-bit values in output order."""
     nibbles = unpack(words, 4)[:, :, REVERSE]  # [k, w, 8]: output 8c + k at nibble REVERSE[k]
     return nibbles.reshape(words.shape[0], -1)[:, :rows]
-
-
-def _rows(n: int, out: int, inputs: int) -> int:
-    if not 0 < n <= out * inputs:
-        raise ValueError(f"a window of {n} elements does not fit a [{out}, {inputs}] tensor")
-    return math.ceil(n / inputs)
 
 
 def recognize(tensors: Mapping[str, Located], config: Mapping, model_id: str) -> Recognized | None:

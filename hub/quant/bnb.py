@@ -39,6 +39,7 @@ from hub.quant._common import (
     ints,
     part,
     qconfig,
+    recognized,
     rows_for,
     shape_of,
 )
@@ -158,7 +159,6 @@ def recognize(tensors: Mapping[str, Located], config: Mapping, model_id: str) ->
         return None
     packed: dict[str, Packed] = {}
     consumed: set[str] = set()
-    methods: set[str] = set()
     states: dict[str, list[str]] = {}
     for name in tensors:
         if STATE in name:
@@ -170,8 +170,7 @@ def recognize(tensors: Mapping[str, Located], config: Mapping, model_id: str) ->
         if found is not None:
             packed[name], roles = found
             consumed |= roles
-            methods.add(packed[name].codec.method)
-    return Recognized(packed, frozenset(consumed), ",".join(sorted(methods)))
+    return recognized(packed, consumed)
 
 
 def _four_bit(

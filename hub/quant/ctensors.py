@@ -31,6 +31,7 @@ from hub.quant._common import (
     ints,
     part,
     qconfig,
+    recognized,
     rows_for,
     shape_of,
     unpack,
@@ -146,8 +147,7 @@ def recognize(tensors: Mapping[str, Located], config: Mapping, model_id: str) ->
         parts = {role: part(tensors[n]) for role, n in roles.items()}
         packed[stem + ".weight"] = Packed(stem + ".weight", codec.shape, parts, codec)
         consumed |= set(roles.values()) | ({stem + ".weight_shape"} & set(tensors))
-    methods = sorted({p.codec.method for p in packed.values()})
-    return Recognized(packed, frozenset(consumed), ",".join(methods))
+    return recognized(packed, consumed)
 
 
 def _codec(

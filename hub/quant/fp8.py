@@ -28,6 +28,7 @@ from hub.quant._common import (
     floats,
     part,
     qconfig,
+    recognized,
     rows_for,
     shape_of,
 )
@@ -94,8 +95,7 @@ def recognize(tensors: Mapping[str, Located], config: Mapping, model_id: str) ->
         if found is not None:
             packed[name], scale = found
             consumed |= {name, scale}
-    methods = sorted({p.codec.method for p in packed.values()})
-    return Recognized(packed, frozenset(consumed), ",".join(methods))
+    return recognized(packed, consumed)
 
 
 def _one(tensors: Mapping[str, Located], name: str, block: int) -> tuple[Packed, str] | None:

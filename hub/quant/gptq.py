@@ -34,6 +34,8 @@ from hub.quant._common import (
     ints,
     part,
     qconfig,
+    recognized,
+    rows_for,
     shape_of,
     strided,
     unpack,
@@ -71,7 +73,7 @@ class GptqCodec:
         return math.ceil(rows / self.per_word)
 
     def reads(self, n: int) -> Sequence[Read]:
-        rows = _rows(n, self.out, self.inputs)
+        rows = rows_for(n, self.out, self.inputs)
         ss = float_size(self.scale_dtype) or 2
         zw = self.out // self.per_word
         out = strided("qweight", self.out * 4, self.inputs // self.per_word, 0, rows * 4)
@@ -82,7 +84,7 @@ class GptqCodec:
         return out
 
     def decode(self, n: int, chunks: Sequence[bytes]) -> np.ndarray:
-        rows = _rows(n, self.out, self.inputs)
+        rows = rows_for(n, self.out, self.inputs)
         packed_rows = self.inputs // self.per_word
         if len(chunks) != packed_rows + 2 * self.groups + int(self.has_g_idx):
             raise ValueError("wrong number of chunks for a GPTQ window")
@@ -99,12 +101,6 @@ class GptqCodec:
                          self.groups)  # fmt: skip
         w_t = (q.astype(np.float32) - z[g]) * s[g]  # [in, rows]
         return np.ascontiguousarray(w_t.T).reshape(-1)[:n]
-
-
-def _rows(n: int, out: int, inputs: int) -> int:
-    if not 0 < n <= out * inputs:
-        raise ValueError(f"a window of {n} elements does not fit a [{out}, {inputs}] tensor")
-    return math.ceil(n / inputs)
 
 
 def _group_index(raw: bytes | None, inputs: int, group_size: int, groups: int) -> np.ndarray:
@@ -128,7 +124,6 @@ def recognize(tensors: Mapping[str, Located], config: Mapping, model_id: str) ->
     act = bool(q.get("desc_act", False))
     packed: dict[str, Packed] = {}
     consumed: set[str] = set()
-    methods: set[str] = set()
     for name in tensors:
         if not name.endswith(".qweight"):
             continue
@@ -142,8 +137,7 @@ def recognize(tensors: Mapping[str, Located], config: Mapping, model_id: str) ->
         parts = {role: part(tensors[n]) for role, n in roles.items()}
         packed[stem + ".weight"] = Packed(stem + ".weight", (codec.out, codec.inputs), parts, codec)
         consumed |= set(roles.values())
-        methods.add(codec.method)
-    return Recognized(packed, frozenset(consumed), ",".join(sorted(methods)))
+    return recognized(packed, consumed)
 
 
 def _codec(
