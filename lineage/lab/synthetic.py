@@ -28,7 +28,7 @@ def synthetic_signatures(
     params = params or SignatureParams()
     rng = np.random.default_rng(seed)
     n, k = params.window, params.k
-    keys = [f"layers.{i}.mlp.up_proj.weight|512|{n}" for i in range(slots)]
+    keys = tuple(f"layers.{i}.mlp.up_proj.weight|512|{n}" for i in range(slots))
     positions: list[np.ndarray] = []  # per model: (slots, k) int64
     parents: list[int] = []
     family: dict[str, str] = {}
@@ -46,32 +46,12 @@ def synthetic_signatures(
         while parents[root] >= 0:
             root = parents[root]
         family[f"m{m:05d}"] = f"m{root:05d}"
-    identity = np.zeros(0, dtype=np.uint64)  # not used by the all-pairs stage
-    sigs = {}
-    for m, pos in enumerate(positions):
-        mid = f"m{m:05d}"
-        sigs[mid] = Signature(
-            params,
-            tuple(
-                SlotSignature(
-                    key=key,
-                    tensor=key.split("|")[0],
-                    dtype="BF16",
-                    shape=(n // 512, 512),
-                    n=n,
-                    positions=np.sort(p).astype(np.uint32),
-                    identity=identity,
-                    mean=0.0,
-                    std=1.0,
-                    kurtosis=3.0,
-                    absmax=4.0,
-                    distinct=1.0,
-                    digest=bytes(16),
-                )
-                for key, p in zip(keys, pos, strict=True)
-            ),
-            model_id=mid,
+    sigs = {
+        f"m{m:05d}": _signature(
+            params, keys, f"m{m:05d}", [np.sort(p) for p in pos], own_digests=False
         )
+        for m, pos in enumerate(positions)
+    }
     return sigs, family
 
 
@@ -198,8 +178,16 @@ class SyntheticHub:
 
 
 def _signature(
-    params: SignatureParams, keys: tuple[str, ...], model_id: str, pos: list[np.ndarray]
+    params: SignatureParams,
+    keys: tuple[str, ...],
+    model_id: str,
+    pos: list[np.ndarray],
+    *,
+    own_digests: bool = True,
 ) -> Signature:
+    """A synthetic signature of sorted positions per slot. `own_digests`: each model's windows
+    get their own digest (equal digests make any pair "identical"); False keeps zeros, as
+    `synthetic_signatures` always made them."""
     n = params.window
     identity = np.zeros(0, dtype=np.uint64)
     return Signature(
@@ -218,8 +206,9 @@ def _signature(
                 kurtosis=3.0,
                 absmax=4.0,
                 distinct=1.0,
-                # each model's own window bytes: equal digests would make any pair "identical"
-                digest=hashlib.blake2b(f"{model_id}|{key}".encode(), digest_size=16).digest(),
+                digest=hashlib.blake2b(f"{model_id}|{key}".encode(), digest_size=16).digest()
+                if own_digests
+                else bytes(16),
             )
             for key, p in zip(keys, pos, strict=True)
         ),
