@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.hf_cache import hf_home  # noqa: F401 (a fixture: a private HF_HOME)
+
 # --- hub_env: the real huggingface_hub client against hub.emulator.server (owner: hub/emulator/server.py) ---------
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -13,34 +12,10 @@ from safetensors.numpy import save_file
 from hub.cache import cached_models, default_cache_dir, open_cached_model
 from hub.errors import ModelNotFoundError, NoSafetensorsError
 from hub.records import DeclaredBase
+from tests.hf_cache import add_snapshot
 
 SHA_OLD = "a" * 40
 SHA_MAIN = "b" * 40
-
-
-@pytest.fixture
-def hf_home(tmp_path, monkeypatch):
-    home = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    return home
-
-
-def _add_snapshot(cache, repo_id, sha, files: dict[str, bytes], *, ref=None, kind="models"):
-    repo = cache / f"{kind}--{repo_id.replace('/', '--')}"
-    (repo / "blobs").mkdir(parents=True, exist_ok=True)
-    for rel, data in files.items():
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        link = repo / "snapshots" / sha / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    if ref:
-        (repo / "refs").mkdir(exist_ok=True)
-        (repo / "refs" / ref).write_text(sha)
-    return repo / "snapshots" / sha
 
 
 def _weights(tmp_path, value: float) -> bytes:
@@ -64,8 +39,8 @@ def test_missing_cache_is_empty(hf_home):
 def test_cached_models_and_open(hf_home, tmp_path):
     cache = hf_home / "hub"
     readme = b"---\nbase_model: org/base\nlicense: mit\n---\nhi\n"
-    _add_snapshot(cache, "org/model", SHA_OLD, {"model.safetensors": _weights(tmp_path, 1.0)})
-    snap = _add_snapshot(
+    add_snapshot(cache, "org/model", SHA_OLD, {"model.safetensors": _weights(tmp_path, 1.0)})
+    snap = add_snapshot(
         cache,
         "org/model",
         SHA_MAIN,
@@ -81,10 +56,10 @@ def test_cached_models_and_open(hf_home, tmp_path):
     os.utime(
         cache / "models--org--model" / "snapshots" / SHA_OLD / "model.safetensors", (later, later)
     )
-    other = _add_snapshot(
+    other = add_snapshot(
         cache, "zed/other", SHA_OLD, {"model.safetensors": _weights(tmp_path, 3.0)}
     )
-    _add_snapshot(
+    add_snapshot(
         cache, "org/data", SHA_OLD, {"x.safetensors": _weights(tmp_path, 4.0)}, kind="datasets"
     )
 
@@ -101,7 +76,7 @@ def test_cached_models_and_open(hf_home, tmp_path):
 
 def test_explicit_cache_dir(tmp_path, hf_home):
     cache = tmp_path / "custom"
-    snap = _add_snapshot(
+    snap = add_snapshot(
         cache, "org/m", SHA_MAIN, {"model.safetensors": _weights(tmp_path, 1.0)}, ref="main"
     )
     assert cached_models(cache) == [("org/m", SHA_MAIN, snap)]
@@ -110,6 +85,6 @@ def test_explicit_cache_dir(tmp_path, hf_home):
 
 
 def test_snapshot_with_only_metadata(hf_home, tmp_path):
-    _add_snapshot(hf_home / "hub", "org/meta", SHA_MAIN, {"config.json": b"{}"}, ref="main")
+    add_snapshot(hf_home / "hub", "org/meta", SHA_MAIN, {"config.json": b"{}"}, ref="main")
     with pytest.raises(NoSafetensorsError, match="org/meta"):
         open_cached_model("org/meta")

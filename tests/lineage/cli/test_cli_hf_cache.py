@@ -3,9 +3,7 @@ real HF cache layout (blobs, symlinked snapshots, refs) built in tmp_path."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,42 +11,12 @@ import pytest
 from lineage.cli.main import main
 from lineage.store import Store
 from tests.factory import llama_tensors, noisy, write_model
+from tests.hf_cache import add_snapshot
 
 SHA_OLD = "a" * 40
 SHA_MAIN = "b" * 40
 SHA_FT_OLD = "c" * 40
 SHA_FT_NEW = "d" * 40
-
-
-@pytest.fixture
-def hf_home(tmp_path, monkeypatch):
-    """A private HF_HOME (never the real cache), with its hub cache folder."""
-    home = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    return home
-
-
-def _snapshot(
-    cache: Path, repo_id: str, sha: str, files: dict[str, bytes], *, ref=None, mtime=None
-) -> Path:
-    """One snapshot as huggingface_hub lays it out: files are symlinks into blobs/."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "blobs").mkdir(parents=True, exist_ok=True)
-    for rel, data in files.items():
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        if mtime is not None:
-            os.utime(blob, (mtime, mtime))
-        link = repo / "snapshots" / sha / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    if ref:
-        (repo / "refs").mkdir(exist_ok=True)
-        (repo / "refs" / ref).write_text(sha)
-    return repo / "snapshots" / sha
 
 
 def _weights(tmp_path: Path, tensors, name: str) -> dict[str, bytes]:
@@ -62,12 +30,12 @@ def cache(hf_home, tmp_path):
     a tokenizer-only repo and a dataset."""
     cache = hf_home / "hub"
     base = llama_tensors(0, layers=1, inter=64, vocab=64)
-    _snapshot(cache, "org/base", SHA_OLD, _weights(tmp_path, noisy(base, 0.5, 9), "old"))
-    _snapshot(cache, "org/base", SHA_MAIN, _weights(tmp_path, base, "main"), ref="main")
+    add_snapshot(cache, "org/base", SHA_OLD, _weights(tmp_path, noisy(base, 0.5, 9), "old"))
+    add_snapshot(cache, "org/base", SHA_MAIN, _weights(tmp_path, base, "main"), ref="main")
     ft = noisy(base, 0.01, 1)
-    _snapshot(cache, "user/ft", SHA_FT_OLD, _weights(tmp_path, ft, "ft-old"), mtime=1_000_000)
-    _snapshot(cache, "user/ft", SHA_FT_NEW, _weights(tmp_path, noisy(ft, 0.01, 2), "ft-new"))
-    _snapshot(cache, "org/tokenizer", SHA_OLD, {"tokenizer.json": b"{}"}, ref="main")
+    add_snapshot(cache, "user/ft", SHA_FT_OLD, _weights(tmp_path, ft, "ft-old"), mtime=1_000_000)
+    add_snapshot(cache, "user/ft", SHA_FT_NEW, _weights(tmp_path, noisy(ft, 0.01, 2), "ft-new"))
+    add_snapshot(cache, "org/tokenizer", SHA_OLD, {"tokenizer.json": b"{}"}, ref="main")
     data = cache / "datasets--org--data" / "snapshots" / SHA_OLD
     data.mkdir(parents=True)
     (data / "train.csv").write_text("a,b\n")
