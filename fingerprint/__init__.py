@@ -1,7 +1,7 @@
 """Pure computation on tensors: slot plans, signatures, comparisons, significance.
 
 The public surface is `__all__`; names load lazily, so importing the package costs nothing
-until one is used (torch comes with the first signature).
+until one is used (numpy with the first signature; torch only when a window goes to a GPU).
 """
 
 from importlib import import_module

@@ -24,11 +24,17 @@ def signed64(x: int) -> int:
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser of every element of a uint64 array (wrapping arithmetic)."""
+    """splitmix64 finaliser of every element of a uint64 array (wrapping arithmetic).
+
+    Returns a new array; after the first step it works in place, which halves the passes.
+    """
     with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(C1)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(C2)
-        return x ^ (x >> np.uint64(31))
+        x = x ^ (x >> np.uint64(30))
+        x *= np.uint64(C1)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(C2)
+        x ^= x >> np.uint64(31)
+        return x
 
 
 _S1, _S2 = signed64(C1), signed64(C2)

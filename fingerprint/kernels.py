@@ -1,89 +1,154 @@
-"""The per-window computations, in torch so they run on CPU or GPU with identical results.
+"""The per-window computations: numpy on the CPU, torch on a GPU, the same bits either way.
 
-Everything here is integer arithmetic on exact float32 bit patterns (no floating reductions),
-which is what makes the results bit-identical across devices and runs.
+Everything that is stored is integer arithmetic on exact float32 bit patterns, or a float64
+reduction that always runs in numpy on the CPU: nothing depends on where it ran.
+
+A window on the CPU stays a numpy array and torch is never imported: every step is a pass or
+two over a few hundred thousand values, which numpy does at memory speed on one thread (no
+thread to wait for on a busy machine), and a process that only compares two models does not
+pay the seconds torch takes to import. Torch runs the same steps when the window is on a GPU;
+tests/fingerprint/test_kernels_reference.py holds both to the code they replaced, bit for bit.
 """
 
 from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from fingerprint.device import use_kernel_threads
 from fingerprint.hashing import GOLDEN, signed64, splitmix64, splitmix64_torch
+
+if TYPE_CHECKING:
+    import torch
+
+    Values = np.ndarray | torch.Tensor
+else:
+    Values = Any
 
 _M32 = 0xFFFFFFFF
 STATS_ELEMENTS = 1 << 16
 _POSITIVE63 = (1 << 63) - 1
 # the identity sketch hashes one element in IDENTITY_RATE of its span (positions chosen by hash)
 IDENTITY_RATE = 8
-
+# bottom-k looks for its threshold in every SAMPLE_STRIDE-th value first (`_candidates`)
+SAMPLE_STRIDE = 16
 
 _GOLDEN = signed64(GOLDEN)
 
 
-def to_device(values: np.ndarray, device: str) -> torch.Tensor:
-    """A window's float32 values (as a source decoded them) as a 1-D tensor on `device`.
+def to_device(values: np.ndarray, device: str) -> Values:
+    """A window's float32 values (as a source decoded them), ready for the kernels on `device`:
+    a 1-D numpy array on the CPU (no copy when already one), a torch tensor on a GPU."""
+    if device == "cpu":
+        return np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+    return to_torch(values, device)
 
-    Every window enters the kernels here, so this is where torch is told its thread count.
+
+def to_torch(values: np.ndarray, device: str) -> torch.Tensor:
+    """The values as a 1-D float32 torch tensor on `device` (the kernels' torch path).
+
+    Every window that enters torch comes through here, so this is where torch is told its
+    thread count.
     """
+    import torch
+
     use_kernel_threads()
     # torch.from_numpy shares memory and wants it writable: copy once, only when needed
     values = np.require(values, dtype=np.float32, requirements=["C", "W"])
-    return torch.from_numpy(values.ravel()).to(device)
+    return torch.from_numpy(values.reshape(-1)).to(device)
 
 
-def order_keys(x: torch.Tensor) -> torch.Tensor:
-    """float32 -> int64 keys with the same order (NaN treated as +inf).
+def order_keys(x: Values) -> Values:
+    """float32 -> int64 keys with the same order (NaN treated as +inf; -0.0 just below +0.0).
 
     Positive floats order like their bit patterns; negative ones in reverse. Mapping to a signed
     32-bit range lets us pack (key, position) into one int64 without overflow.
     """
+    return _order_keys_numpy(x) if isinstance(x, np.ndarray) else _order_keys_torch(x)
+
+
+def _order_keys_numpy(x: np.ndarray) -> np.ndarray:
+    v = np.where(np.isnan(x), np.float32(np.inf), x)
+    bits = v.view(np.uint32).astype(np.int64)
+    return np.where(bits >= (1 << 31), _M32 - bits, bits + (1 << 31)) - (1 << 31)
+
+
+def _order_keys_torch(x: torch.Tensor) -> torch.Tensor:
+    import torch
+
     x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
     bits = x.contiguous().view(torch.int32).to(torch.int64) & _M32
-    negative = bits >= (1 << 31)
-    key = torch.where(negative, _M32 - bits, bits + (1 << 31))
-    return key - (1 << 31)
+    return torch.where(bits >= (1 << 31), _M32 - bits, bits + (1 << 31)) - (1 << 31)
 
 
-def bottom_k_positions(x: torch.Tensor, k: int) -> np.ndarray:
+def bottom_k_positions(x: Values, k: int) -> np.ndarray:
     """Sorted positions of the k smallest values, ties broken by lower position.
 
-    `torch.topk` alone is not stable under ties (bf16 and quantized weights are full of them),
-    so we rank a composite key (value order, position) that has no ties at all.
+    A sort by value alone is not stable under ties (bf16 and quantized weights are full of
+    them), so the few candidates are ranked by a composite key (value order, position) that has
+    no ties at all.
     """
-    k = min(k, x.numel())
-    # The k-th smallest value is well defined whatever the ties; everything at or below it is a
-    # candidate, and only those few (k plus ties) need the exact composite ranking.
-    if x.device.type == "cpu":
-        # numpy's introselect finds the same value, about twice as fast as torch.topk here
-        v = x.numpy()
-        threshold = np.partition(v, k - 1)[k - 1]
-        if np.isfinite(threshold):  # NaN ranks as +inf: it can only be a candidate at +inf
-            pos = torch.from_numpy(np.flatnonzero(v <= threshold))
-            return _first_k(x[pos], pos, k)
-    x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
-    cut = torch.topk(x, k, largest=False, sorted=False).values.max()
-    pos = torch.nonzero(x <= cut).flatten()
-    return _first_k(x[pos], pos, k)
-
-
-def _first_k(values: torch.Tensor, pos: torch.Tensor, k: int) -> np.ndarray:
-    """The sorted positions of the k smallest (value order, position) among candidates."""
-    composite = order_keys(values) * (1 << 32) + pos
-    smallest = torch.topk(composite, k, largest=False, sorted=False).values
-    positions = (smallest & _M32).cpu().numpy().astype(np.uint32)
+    if k <= 0 or len(x) == 0:
+        return np.zeros(0, np.uint32)
+    k = min(k, len(x))
+    smallest = _bottom_k_numpy(x, k) if isinstance(x, np.ndarray) else _bottom_k_torch(x, k)
+    positions = (smallest & _M32).astype(np.uint32)
     positions.sort()
     return positions
 
 
+def _bottom_k_numpy(v: np.ndarray, k: int) -> np.ndarray:
+    """The k smallest composite keys (value order << 32 | position), in no order."""
+    pos = _candidates(v, k)
+    if pos is None:
+        pos = np.arange(v.size, dtype=np.int64)
+        composite = _order_keys_numpy(v) * (1 << 32) + pos
+    else:
+        composite = _order_keys_numpy(v[pos]) * (1 << 32) + pos
+    return np.partition(composite, k - 1)[:k] if composite.size > k else composite
+
+
+def _bottom_k_torch(x: torch.Tensor, k: int) -> np.ndarray:
+    """`_bottom_k_numpy` in torch, for a window on a GPU: the same keys."""
+    import torch
+
+    x = torch.nan_to_num(x, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
+    cut = torch.topk(x, k, largest=False, sorted=False).values.max()
+    pos = torch.nonzero(x <= cut).flatten()
+    composite = _order_keys_torch(x[pos]) * (1 << 32) + pos
+    return torch.topk(composite, k, largest=False, sorted=False).values.cpu().numpy()
+
+
+def _candidates(v: np.ndarray, k: int) -> np.ndarray | None:
+    """Positions holding every one of the k smallest values (and a few more), or None: all.
+
+    A threshold t from a strided sample, then `v <= t`: when t is finite and at least k values
+    are at or below it, every value above t (NaN ranks as +inf) is larger than all of those, so
+    none of them can be among the k smallest and the answer is exactly the one a full sort
+    gives. Otherwise (a sample that missed, infinities or NaN at the threshold) the plain k-th
+    value is used, as a full partition finds it.
+    """
+    n = v.size
+    sample = v[::SAMPLE_STRIDE]
+    if n >= 8 * k * SAMPLE_STRIDE:
+        # about twice the sample's expected share of the k smallest, plus a margin for chance
+        j = min(sample.size - 1, 2 * -(-k * sample.size // n) + 16)
+        t = np.partition(sample, j)[j]
+        if np.isfinite(t):
+            pos = np.flatnonzero(v <= t)
+            if pos.size >= k:
+                return pos
+    t = np.partition(v, k - 1)[k - 1]
+    return np.flatnonzero(v <= t) if np.isfinite(t) else None
+
+
 @lru_cache(maxsize=64)
-def identity_positions(n: int, seed: int) -> torch.Tensor:
+def identity_positions(n: int, seed: int) -> np.ndarray:
     """The positions below n that the identity sketch hashes: those whose splitmix64 of
-    (position xor seed) is 0 mod IDENTITY_RATE.
+    (position xor seed) is 0 mod IDENTITY_RATE (int64, read-only).
 
     The same for every model, and a shorter span keeps exactly the longer span's positions
     below it, so two windows of different lengths still hash the same positions where they
@@ -91,10 +156,23 @@ def identity_positions(n: int, seed: int) -> torch.Tensor:
     """
     pos = np.arange(n, dtype=np.uint64)
     keep = splitmix64(pos ^ np.uint64(seed & ((1 << 64) - 1))) % np.uint64(IDENTITY_RATE) == 0
-    return torch.from_numpy(np.flatnonzero(keep).astype(np.int64))
+    out = np.flatnonzero(keep).astype(np.int64)
+    out.setflags(write=False)
+    return out
 
 
-def identity_minhash(x: torch.Tensor, k: int, seed: int, limit: int | None = None) -> np.ndarray:
+@lru_cache(maxsize=64)
+def _identity_keys(n: int, seed: int) -> np.ndarray:
+    """(identity position << 32) ^ seed, as uint64: the half of each hashed key that does not
+    depend on the window (the value bits fill the low half)."""
+    out = (identity_positions(n, seed).astype(np.uint64) << np.uint64(32)) ^ np.uint64(
+        seed & ((1 << 64) - 1)
+    )
+    out.setflags(write=False)
+    return out
+
+
+def identity_minhash(x: Values, k: int, seed: int, limit: int | None = None) -> np.ndarray:
     """Bottom-k MinHash of the set {(position, exact float32 bits)}: the k smallest 63-bit hashes.
 
     Two windows share a hash exactly where they hold the same value at the same position, so
@@ -103,20 +181,35 @@ def identity_minhash(x: torch.Tensor, k: int, seed: int, limit: int | None = Non
     for every model): the fraction is estimated just as well, since k hashes are kept from
     thousands either way, at a fraction of the cost.
     """
-    span = x.numel() if limit is None else min(limit, x.numel())
-    pos = identity_positions(span, seed).to(x.device)
-    k = min(k, pos.numel())
-    bits = x[pos].contiguous().view(torch.int32).to(torch.int64) & _M32
-    z = splitmix64_torch((pos * (1 << 32) + bits) ^ signed64(seed & ((1 << 64) - 1)))
-    z = splitmix64_torch(z + _GOLDEN) & _POSITIVE63
-    smallest = torch.topk(z, k, largest=False, sorted=False).values
-    out = smallest.cpu().numpy().astype(np.uint64)
+    span = len(x) if limit is None else min(limit, len(x))
+    pos = identity_positions(span, seed)
+    k = min(k, pos.size)
+    if k <= 0:
+        return np.zeros(0, np.uint64)
+    if isinstance(x, np.ndarray):
+        # (position << 32 | bits) ^ seed: the position half is the same for every window
+        z = _identity_keys(span, seed) ^ x[pos].view(np.uint32)
+        z = splitmix64(z)
+        with np.errstate(over="ignore"):
+            z += np.uint64(GOLDEN)
+        z = splitmix64(z)
+        z &= np.uint64(_POSITIVE63)
+        out = np.partition(z, k - 1)[:k] if z.size > k else z
+    else:
+        import torch
+
+        tpos = torch.from_numpy(pos.copy()).to(x.device)
+        tbits = x[tpos].contiguous().view(torch.int32).to(torch.int64) & _M32
+        tz = splitmix64_torch((tpos * (1 << 32) + tbits) ^ signed64(seed & ((1 << 64) - 1)))
+        tz = splitmix64_torch(tz + _GOLDEN) & _POSITIVE63
+        out = torch.topk(tz, k, largest=False, sorted=False).values.cpu().numpy()
+    out = out.astype(np.uint64)
     out.sort()
     return out
 
 
 def window_stats(
-    x: torch.Tensor, raw: bytes, cols: int
+    x: Values, raw: bytes, cols: int
 ) -> tuple[float, float, float, float, float, bytes]:
     """(mean, std, kurtosis, absmax, distinct, 16-byte digest of the raw bytes), on the CPU.
 
@@ -133,26 +226,48 @@ def window_stats(
     # SHA-256 runs on the CPU's SHA instructions: 2.5x faster than BLAKE2b here
     digest = hashlib.sha256(raw).digest()[:16]
     # moments from a prefix of STATS_ELEMENTS: they are cues, and a prefix keeps them cheap
-    v = x[:STATS_ELEMENTS].cpu().numpy().astype(np.float64)
-    distinct = distinct_fraction(v, cols)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
+    head = x[:STATS_ELEMENTS]
+    head = head if isinstance(head, np.ndarray) else head.cpu().numpy()
+    distinct = distinct_fraction(head, cols)
+    if head.size == 0:
         return 0.0, 0.0, 0.0, 0.0, distinct, digest
+    # float32 extremes are exact (and NaN-propagating): when finite, every value is, and the
+    # float64 copy needs no filtering; abs() makes a largest value of -0.0 the +0.0 of |v|
+    absmax = abs(max(head.max(), -head.min()))
+    v = head.astype(np.float64)
+    if not np.isfinite(absmax):
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return 0.0, 0.0, 0.0, 0.0, distinct, digest
+        absmax = np.abs(v).max()
     mean = float(v.mean())
-    centred = v - mean
-    sq = centred * centred
+    # in place on our own float64 copy: the same elementwise results as v - mean, sq, sq * sq
+    sq = np.subtract(v, mean, out=v)
+    np.multiply(sq, sq, out=sq)
     var = float(np.mean(sq))
     std = var**0.5
-    kurt = float(np.mean(sq * sq) / (var * var)) if var > 0 else 0.0
-    return mean, std, kurt, float(np.abs(v).max()), distinct, digest
+    np.multiply(sq, sq, out=sq)
+    kurt = float(np.mean(sq) / (var * var)) if var > 0 else 0.0
+    return mean, std, kurt, float(absmax), distinct, digest
 
 
 def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = 64) -> float:
-    """Mean over the first rows (at most 1024 values each) of distinct values / row length."""
+    """Mean over the first rows (at most 1024 values each) of distinct values / row length.
+
+    Neighbours in sorted order count as distinct unless their difference is zero (format v3
+    counted `np.diff(row) != 0`): -0.0 equals 0.0, and every NaN and every infinity counts on
+    its own (inf - inf is NaN). The same count whether `v` is float32 or its exact float64
+    widening; the signature passes float32, which sorts twice as fast.
+    """
     width = min(cols, 1024, v.size)
     rows = min(max_rows, v.size // cols) if cols <= v.size else 1
     if rows == 0 or width == 0:
         return 1.0
     block = np.sort(v[: rows * cols].reshape(rows, -1)[:, :width], axis=1)
-    distinct = (np.diff(block, axis=1) != 0).sum(axis=1) + 1
+    # b - a == 0 exactly when b == a and both are finite (IEEE: distinct finite values never
+    # differ by zero); sorted, a row's infinities and NaNs sit at its two ends
+    same = block[:, 1:] == block[:, :-1]
+    if not np.isfinite(block[:, [0, -1]]).all():
+        same &= np.isfinite(block[:, 1:])
+    distinct = width - same.sum(axis=1)
     return float(distinct.mean() / width)

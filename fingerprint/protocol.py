@@ -61,6 +61,12 @@ class TensorSource(Protocol):
     `read_window(name, n)` returns the first `n` elements of that tensor (row-major), decoded,
     or raises; it may be called from several threads when the source has an attribute
     `parallel_reads` > 1.
+
+    Optionally `limit_slots(slots, params) -> (kept, [(tensor, reason)])`: the planned slots
+    (`fingerprint.plan.Slot`) the source will read within the model's byte budget, in plan
+    order, and why each other one is left out (hub's sources: `TensorIndex.limit_slots`, which
+    drops the costliest windows of a layout or dtype that would read more than `max_slots`
+    windows of `window` float32 values). Without it every planned slot is read.
     """
 
     @property

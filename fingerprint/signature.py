@@ -52,19 +52,40 @@ def compute_signature(
         window=params.window,
         min_elements=params.min_elements,
     )
+    # A source that knows what its reads cost may keep fewer slots within the model's byte
+    # budget (`TensorSource`); each kept window is unchanged, so it still meets the same slot.
+    limit = getattr(source, "limit_slots", None)
+    if limit is not None:
+        kept, over = limit(slots, params)
+        slots = tuple(kept)
+        planned_skips = (*planned_skips, *over)
     out: list[SlotSignature] = []
     bytes_read = 0
-    # Sources that say they can (local files) read (and decode) a few windows ahead while one
-    # is hashed: on a cold disk the reads, not the hashing, take the time.
+    # Sources that say they can (local files) read a few windows at once: each worker reads,
+    # decodes and signs its window (numpy and hashlib let go of the GIL for the long steps), so
+    # a cold disk's reads overlap the hashing. The window's arrays are dropped by the thread
+    # that made them: freed from another thread, glibc's per-thread arenas hand their pages back
+    # and fault them in again (up to a third more CPU in all: docs/benchmarks.md).
+    # Any other source reads one window ahead while the calling thread signs the last one.
     ahead = max(1, int(getattr(source, "parallel_reads", 1)))
+    sign_in_worker = ahead > 1
+
+    def job(slot: Slot) -> tuple[int, WindowData | SlotSignature]:
+        data = source.read_window(slot.tensor, slot.n)
+        if sign_in_worker:
+            return len(data.raw), _slot_signature(slot, data, params, dev)
+        return len(data.raw), data
+
     with ThreadPoolExecutor(max_workers=ahead) as pool:
-        pending = (pool.submit(source.read_window, s.tensor, s.n) for s in slots)
+        pending = (pool.submit(job, s) for s in slots)
         window: deque = deque(itertools.islice(pending, ahead))
         for i, slot in enumerate(slots):
-            data = window.popleft().result()
+            nbytes, done = window.popleft().result()
             window.extend(itertools.islice(pending, 1))
-            bytes_read += len(data.raw)
-            out.append(_slot_signature(slot, data, params, dev))
+            bytes_read += nbytes
+            if not isinstance(done, SlotSignature):
+                done = _slot_signature(slot, done, params, dev)
+            out.append(done)
             if on_slot is not None:
                 on_slot(i + 1, len(slots))
     return Signature(

