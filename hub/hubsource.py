@@ -10,7 +10,10 @@ What is read, and what it costs:
   `WHOLE_FILE` bytes is read whole), validated by `hub.safetensors_header`. A sharded
   checkpoint also costs its small index JSON.
 - **Windows** (`HubModel.read_window`): one Range request per slot window, at the pinned commit,
-  through `hub.remote` (HF cache snapshot, window cache, then the network).
+  through `hub.remote` (HF cache snapshot, window cache, then the network). Strided windows
+  (GPTQ, AWQ, ONNX MatMul) merge holes up to 256 KiB; where that would take a model past the
+  plan's byte budget, `limit_slots` keeps the cheapest slots (docs/formats.md, "The read
+  budget"), so such a model's Hub signature can hold fewer slots than its local one.
 
 Which weights a repo holds is `hub.layout`'s decision, the same as for a local folder, and
 tensor names are qualified the same way (`hub.tensor_index`), so a Hub signature is

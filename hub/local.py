@@ -59,6 +59,7 @@ class LocalModel(TensorIndex):
             from the weight files' headers and sizes.
         files: the weight files read, relative to `path`, POSIX separators.
         bytes_read: bytes read from disk so far, headers included.
+        reads: window reads made so far (`read_file` calls; headers not counted).
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class LocalModel(TensorIndex):
         self._tensors = tensors
         self._lock = threading.Lock()
         self.bytes_read = sum(8 + h.header_len for h in headers.values())
+        self.reads = 0
         # read_file opens the file per call and counts under a lock: safe to call from threads
         self.parallel_reads = 4
 
@@ -93,6 +95,7 @@ class LocalModel(TensorIndex):
             data = f.read(end - start)
         with self._lock:
             self.bytes_read += len(data)
+            self.reads += 1
         if len(data) != end - start:
             raise MalformedFileError(
                 f"{file} of {self.model_id} ends before byte {end} that its header points at; "

@@ -127,3 +127,38 @@ def coalesce(spans: Sequence[tuple[int, int]], gap: int) -> list[tuple[int, int]
         else:
             out.append((s, e))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCost:
+    """What one window costs a source: bytes read (merged holes included) and reads made."""
+
+    nbytes: int
+    requests: int
+
+
+def cheapest_within(costs: Sequence[int], budget: int) -> set[int]:
+    """Indices of the cheapest items whose costs sum to at most `budget`; among equal costs,
+    an order spread evenly over the positions (bit-reversed), so that slots of one cost kept
+    from a plan sorted by depth cover the depth rather than its first layers.
+
+    >>> sorted(cheapest_within([5, 1, 1, 1, 1], budget=2))
+    [2, 4]
+    """
+    spread = _spread_rank(len(costs))
+    kept: set[int] = set()
+    total = 0
+    for i in sorted(range(len(costs)), key=lambda i: (costs[i], spread[i])):
+        if total + costs[i] > budget:
+            break  # sorted by cost: nothing after this fits either
+        kept.add(i)
+        total += costs[i]
+    return kept
+
+
+def _spread_rank(m: int) -> list[int]:
+    """Each position's rank in bit-reversed order: the lowest ranks spread over 0..m-1."""
+    bits = max(1, (m - 1).bit_length())
+    rev = [int(format(i, f"0{bits}b")[::-1], 2) for i in range(m)]
+    rank = {r: k for k, r in enumerate(sorted(rev))}
+    return [rank[r] for r in rev]

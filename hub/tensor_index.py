@@ -6,7 +6,8 @@ ranges of its files (`read_range` on top of `locate_range`). Windows are read an
 (`read_window`, through `hub.decode`), so every source satisfies
 `fingerprint.protocol.TensorSource` the same way. Packed tensors (`hub.packed`: GGUF blocks,
 GPTQ, bitsandbytes ...) are listed under their float names and read through their codec,
-from the same `read_file`.
+from the same `read_file`. `window_cost` and `limit_slots` keep a model's windows within the
+plan's byte budget where a strided layout would pass it (docs/formats.md, "The read budget").
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -21,9 +23,36 @@ from hub import decode, dtypes, formats, quant
 from hub.errors import MalformedFileError
 from hub.formats import ReadAt, SizeOf
 from hub.layout import WeightGroup
-from hub.packed import Packed, Recognized, coalesce
+from hub.packed import Packed, ReadCost, Recognized, cheapest_within, coalesce
 from hub.records import ModelRecord, TensorInfo, TensorWindow
 from hub.safetensors_header import SafetensorsHeader, TensorEntry
+
+# Bytes of a float32 value: the plan's byte budget per window is `window` float32 values.
+FLOAT_BYTES = 4
+
+
+class _SlotLike(Protocol):
+    """What `limit_slots` reads of a planned slot (`fingerprint.plan.Slot`; hub does not
+    import fingerprint)."""
+
+    @property
+    def tensor(self) -> str: ...
+
+    @property
+    def n(self) -> int: ...
+
+
+_S = TypeVar("_S", bound=_SlotLike)
+
+
+class _ParamsLike(Protocol):
+    """What `limit_slots` reads of the signature parameters."""
+
+    @property
+    def max_slots(self) -> int: ...
+
+    @property
+    def window(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +210,8 @@ class TensorIndex:
         raw = self.read_range(name, 0, n * dtypes.size(dtype))
         return TensorWindow(values=decode.decode(raw, dtype), raw=raw)
 
-    def _read_packed(self, packed: Packed, n: int) -> TensorWindow:
-        """The first `n` elements of a packed tensor: the codec's ranges, read with small holes
-        merged (`read_gap`), decoded. `raw` is the bytes the codec asked for, wherever they
-        were read from, so a window's digest does not depend on the source."""
+    def _wanted(self, packed: Packed, n: int) -> list[tuple[str, int, int]]:
+        """(file, absolute start, absolute end) of every range the codec asks for."""
         wanted: list[tuple[str, int, int]] = []
         for r in packed.codec.reads(n):
             part = packed.parts[r.part]
@@ -197,9 +224,78 @@ class TensorIndex:
                     path=part.file,
                 )
             wanted.append((part.file, part.start + r.start, part.start + r.end))
+        return wanted
+
+    def _spans(self, wanted: Sequence[tuple[str, int, int]]) -> dict[str, list[tuple[int, int]]]:
+        """The reads this source makes for `wanted`: per file, ranges merged across holes of at
+        most `read_gap` bytes."""
+        return {
+            file: coalesce([(s, e) for f, s, e in wanted if f == file], self.read_gap)
+            for file in sorted({w[0] for w in wanted})
+        }
+
+    def window_cost(self, name: str, n: int) -> ReadCost:
+        """What reading the first `n` elements of tensor `name` costs this source, read nothing.
+
+        Raises:
+            KeyError: no such tensor, or no decoder for its dtype.
+            ValueError: `n` is not a window the tensor's codec can read.
+        """
+        packed = self._packed.get(name)
+        if packed is None:
+            dtype = self._locate(name).entry.dtype
+            if not decode.decodable(dtype):
+                raise KeyError(f"{name!r} of {self.model_id} is {dtype}, which is not decoded")
+            return ReadCost(n * dtypes.size(dtype), 1)
+        spans = [sp for file in self._spans(self._wanted(packed, n)).values() for sp in file]
+        return ReadCost(sum(e - s for s, e in spans), len(spans))
+
+    def limit_slots(
+        self, slots: Sequence[_S], params: _ParamsLike
+    ) -> tuple[list[_S], list[tuple[str, str]]]:
+        """The planned slots this source reads within the model's byte budget, and the others
+        with the reason they are left out.
+
+        The budget is what the plan allows a float model: `params.max_slots` windows of
+        `params.window` float32 values. Rows stored contiguously never exceed it; a transposed
+        layout (GPTQ, AWQ, ONNX MatMul) read from the Hub can, because its window's short
+        ranges are merged into most of the matrix (`read_gap`). Then the cheapest slots are
+        kept (small matrices first, spread over depth among equal costs) until the budget is
+        spent. A kept slot's window is unchanged, so it meets the same slot of the float
+        parent; only how many slots the two compare on shrinks.
+
+        Args:
+            slots: the plan's slots (`fingerprint.plan.Slot`: `tensor` and `n` are read).
+            params: the signature parameters (`max_slots` and `window` are read).
+
+        Returns:
+            (kept slots in plan order, [(tensor, reason)] for each slot left out).
+        """
+        budget = params.max_slots * params.window * FLOAT_BYTES
+        costs = [self.window_cost(s.tensor, s.n) for s in slots]
+        if sum(c.nbytes for c in costs) <= budget:
+            return list(slots), []
+        kept = cheapest_within([c.nbytes for c in costs], budget)
+        skipped = [
+            (
+                s.tensor,
+                f"over the read budget: its window would read {_size(costs[i].nbytes)} in "
+                f"{costs[i].requests} reads from this source (short ranges merged across "
+                f"holes of {_size(self.read_gap)}), and the model's {_size(budget)} went to "
+                "cheaper slots",
+            )
+            for i, s in enumerate(slots)
+            if i not in kept
+        ]
+        return [s for i, s in enumerate(slots) if i in kept], skipped
+
+    def _read_packed(self, packed: Packed, n: int) -> TensorWindow:
+        """The first `n` elements of a packed tensor: the codec's ranges, read with small holes
+        merged (`read_gap`), decoded. `raw` is the bytes the codec asked for, wherever they
+        were read from, so a window's digest does not depend on the source."""
+        wanted = self._wanted(packed, n)
         blocks: dict[str, tuple[list[int], list[bytes]]] = {}
-        for file in sorted({w[0] for w in wanted}):
-            spans = coalesce([(s, e) for f, s, e in wanted if f == file], self.read_gap)
+        for file, spans in self._spans(wanted).items():
             blocks[file] = ([s for s, _ in spans], [self.read_file(file, s, e) for s, e in spans])
         chunks = []
         for file, start, end in wanted:
@@ -216,6 +312,10 @@ class TensorIndex:
                 path=next(iter(packed.parts.values())).file,
             ) from err
         return TensorWindow(values=np.asarray(values, dtype=np.float32), raw=b"".join(chunks))
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} KB"
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,24 @@ def unpack(words: np.ndarray, bits: int) -> np.ndarray:
     return ((words.astype(np.uint32)[..., None] >> shifts) & mask).astype(np.uint8)
 
 
+def unpack_stream(words: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """The first `count` integers of `bits` bits each from the little-endian bit stream of
+    int32 words along the last axis: value k at stream bits [k * bits, (k + 1) * bits), so a
+    value may straddle two words (GPTQ's 3-bit layout: 32 values in 3 words). [..., w] ->
+    [..., count] (uint8 values).
+
+    Raises:
+        ValueError: the words hold fewer than `count` values.
+    """
+    if count * bits > words.shape[-1] * 32:
+        raise ValueError(f"{words.shape[-1]} words hold fewer than {count} {bits}-bit values")
+    raw = np.ascontiguousarray(words.astype("<u4")).view(np.uint8)
+    stream = np.unpackbits(raw, axis=-1, bitorder="little")[..., : count * bits]
+    weights = (1 << np.arange(bits, dtype=np.uint16)).astype(np.uint16)
+    groups = stream.reshape(*stream.shape[:-1], count, bits).astype(np.uint16)
+    return (groups @ weights).astype(np.uint8)
+
+
 def strided(part: str, row_bytes: int, rows: int, start: int, end: int) -> list[Read]:
     """Bytes [start, end) of each of `rows` rows of `row_bytes` bytes: one short read per row
     (a transposed layout; `hub.packed.coalesce` merges them)."""

@@ -2,7 +2,10 @@
 
 Layout of one linear layer `x` (W is [out, in] as the float model holds it):
     x.qweight  int32 [in * bits / 32, out]   input i of output j in word i // (32/bits), bits
-                                             (i % (32/bits)) * bits upwards (low bits first)
+                                             (i % (32/bits)) * bits upwards (low bits first);
+                                             3-bit: bits [3i, 3i + 3) of the little-endian
+                                             stream of the column's words (32 inputs in 3
+                                             words, a value may straddle two)
     x.qzeros   int32 [groups, out * bits / 32]  zero of group g, output j, packed the same way
                                              along the output; the `gptq` (v1) checkpoint format
                                              stores zero - 1, `gptq_v2` the zero itself
@@ -39,12 +42,14 @@ from hub.quant._common import (
     shape_of,
     strided,
     unpack,
+    unpack_stream,
 )
 
 if TYPE_CHECKING:  # annotations only: hub.tensor_index imports this package
     from hub.tensor_index import Located
 
-BITS = (2, 4, 8)  # 3-bit words straddle int32 boundaries: left stored (see docs/formats.md)
+# 3-bit values straddle int32 words (32 values in 3 words): read as one bit stream
+BITS = (2, 3, 4, 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +71,17 @@ class GptqCodec:
         return f"GPTQ_I{self.bits}"
 
     @property
-    def per_word(self) -> int:
-        return 32 // self.bits
+    def packed_rows(self) -> int:
+        return self.inputs * self.bits // 32
 
     def _zero_words(self, rows: int) -> int:
-        return math.ceil(rows / self.per_word)
+        return math.ceil(rows * self.bits / 32)
 
     def reads(self, n: int) -> Sequence[Read]:
         rows = rows_for(n, self.out, self.inputs)
         ss = float_size(self.scale_dtype) or 2
-        zw = self.out // self.per_word
-        out = strided("qweight", self.out * 4, self.inputs // self.per_word, 0, rows * 4)
+        zw = self.out * self.bits // 32
+        out = strided("qweight", self.out * 4, self.packed_rows, 0, rows * 4)
         out += strided("scales", self.out * ss, self.groups, 0, rows * ss)
         out += strided("qzeros", zw * 4, self.groups, 0, self._zero_words(rows) * 4)
         if self.has_g_idx:
@@ -85,17 +90,23 @@ class GptqCodec:
 
     def decode(self, n: int, chunks: Sequence[bytes]) -> np.ndarray:
         rows = rows_for(n, self.out, self.inputs)
-        packed_rows = self.inputs // self.per_word
+        packed_rows = self.packed_rows
         if len(chunks) != packed_rows + 2 * self.groups + int(self.has_g_idx):
             raise ValueError("wrong number of chunks for a GPTQ window")
-        qw = ints(chunks[:packed_rows], "<i4", "qweight", rows)  # [in/pw, rows]
-        q = unpack(qw, self.bits).transpose(0, 2, 1).reshape(self.inputs, rows)
+        qw = ints(chunks[:packed_rows], "<i4", "qweight", rows)  # [in * bits / 32, rows]
+        if 32 % self.bits:  # values straddle words: a bit stream down each column
+            q = unpack_stream(qw.T, self.bits, self.inputs).T
+        else:
+            q = unpack(qw, self.bits).transpose(0, 2, 1).reshape(self.inputs, rows)
         s = floats(
             chunks[packed_rows : packed_rows + self.groups], self.scale_dtype, "scales", rows
         )
         zw = ints(chunks[packed_rows + self.groups :][: self.groups], "<i4", "qzeros",
                   self._zero_words(rows))  # fmt: skip
-        z = unpack(zw, self.bits).reshape(self.groups, -1)[:, :rows].astype(np.float32)
+        if 32 % self.bits:
+            z = unpack_stream(zw, self.bits, rows).astype(np.float32)
+        else:
+            z = unpack(zw, self.bits).reshape(self.groups, -1)[:, :rows].astype(np.float32)
         z += self.zero_offset
         g = _group_index(chunks[-1] if self.has_g_idx else None, self.inputs, self.group_size,
                          self.groups)  # fmt: skip
@@ -157,9 +168,9 @@ def _codec(
         return None  # AWQ's layout (qweight [in, out/8]) fails here
     # bits from the config, else from the zeros' width (out * bits / 32 words)
     bits = as_int(q.get("bits"), 0) or (32 * qz[1] // out if (32 * qz[1]) % out == 0 else 0)
-    if bits not in BITS or qz[1] * (32 // bits) != out:
+    if bits not in BITS or qz[1] * 32 != out * bits or (qw[0] * 32) % bits:
         return None
-    inputs = qw[0] * (32 // bits)
+    inputs = qw[0] * 32 // bits
     g_idx = shape_of(tensors, stem + ".g_idx")
     has_g_idx = (
         g_idx is not None and g_idx == (inputs,) and dtype_of(tensors, stem + ".g_idx") == "I32"

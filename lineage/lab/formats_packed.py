@@ -37,6 +37,10 @@ Tensors = dict[str, torch.Tensor]
 def _pack(q: np.ndarray, bits: int, order: list[int] | None = None) -> np.ndarray:
     """[rows, cols] unsigned ints -> int32 [rows, cols * bits / 32], value k of each word at bits
     k * bits (AWQ: value order[k] of each 8 at bits k * 4)."""
+    if 32 % bits:  # GPTQ's 3-bit: one little-endian bit stream per row, 32 values in 3 words
+        planes = (q.astype(np.uint32)[..., None] >> np.arange(bits, dtype=np.uint32)) & 1
+        stream = planes.astype(np.uint8).reshape(q.shape[0], -1)
+        return np.packbits(stream, axis=1, bitorder="little").view("<u4").view(np.int32)
     per = 32 // bits
     q = q.astype(np.uint32).reshape(q.shape[0], -1, per)
     if order is not None:
@@ -231,6 +235,10 @@ METHODS: dict[str, tuple[Callable[[str, torch.Tensor, int], Tensors], Callable[[
     "gptq-8bit": (
         lambda n, w, gs: _gptq(n, w, 8, gs, False),
         lambda gs: _gptq_config(8, gs, False),
+    ),
+    "gptq-3bit": (
+        lambda n, w, gs: _gptq(n, w, 3, gs, False),
+        lambda gs: _gptq_config(3, gs, False),
     ),
     "awq": (_awq, lambda gs: {**AWQ_CONFIG, "group_size": gs}),
     "bnb-nf4": (lambda n, w, gs: _bnb4(n, w, "nf4", False), lambda gs: _bnb_config("nf4", False)),

@@ -27,6 +27,7 @@ EXPECTED = {
     "gptq": ("GPTQ_I4", "gptq:4bit-g128"),
     "gptq-act": ("GPTQ_I4", "gptq:4bit-g128-act"),
     "gptq-8bit": ("GPTQ_I8", "gptq:8bit-g128"),
+    "gptq-3bit": ("GPTQ_I3", "gptq:3bit-g128"),
     "awq": ("AWQ_I4", "awq:4bit-g128"),
     "bnb-nf4": ("NF4", "bnb:nf4"),
     "bnb-nf4-dq": ("NF4", "bnb:nf4"),
@@ -75,12 +76,31 @@ def _unpack_cols(words: np.ndarray, bits: int, order=None) -> np.ndarray:
     return out
 
 
+def _unpack3(words: np.ndarray) -> np.ndarray:
+    """int32 [a, 3m] -> [a, 32m], GPTQ's 3-bit layout as AutoGPTQ's packing loop writes it:
+    each 3 words of a row, joined low word first into one 96-bit integer, hold values
+    0..31 of that unit at bits 3k (value 10 and 21 straddle two words)."""
+    out = np.zeros((words.shape[0], words.shape[1] // 3 * 32), np.float32)
+    w = words.astype(np.uint32)
+    for r in range(w.shape[0]):
+        for u in range(w.shape[1] // 3):
+            unit = int(w[r, 3 * u]) | int(w[r, 3 * u + 1]) << 32 | int(w[r, 3 * u + 2]) << 64
+            for k in range(32):
+                out[r, 32 * u + k] = (unit >> (3 * k)) & 7
+    return out
+
+
 def reference(folder: Path, name: str) -> np.ndarray:
     """The float tensor `name` [out, in] of a packed folder, dequantized whole."""
     t = load_file(folder / "model.safetensors")
     q = json.loads((folder / "config.json").read_text())["quantization_config"]
     stem = name.removesuffix(".weight")
     method = q["quant_method"]
+    if method == "gptq" and q["bits"] == 3:
+        qw = _unpack3(_np(t[stem + ".qweight"]).T).T  # [in, out]
+        z = _unpack3(_np(t[stem + ".qzeros"])) + 1
+        s, g = _np(t[stem + ".scales"]), _np(t[stem + ".g_idx"])
+        return ((qw - z[g]) * s[g]).T
     if method == "gptq":
         bits = q["bits"]
         qw = _unpack_rows(_np(t[stem + ".qweight"]), bits)  # [in, out]
@@ -205,3 +225,24 @@ def test_hub_signatures_equal_local_ones(hub_env, folders, tmp_path):
         assert remote.record.extra["quantization"] == EXPECTED[method][1]
         a, b = compute_signature(remote, device="cpu"), compute_signature(local, device="cpu")
         assert a.to_bytes() == b.to_bytes(), method
+
+
+def test_three_bit_values_straddle_words_as_autogptq_packs_them(folders, source):
+    """GPTQ 3-bit: 32 inputs in 3 int32 words, values 10 and 21 of each unit across two words.
+    The window equals the float weight up to 3-bit rounding (half a step of its group's scale),
+    so the layout read is the one written, not a consistent misreading."""
+    name = "model.layers.0.self_attn.q_proj.weight"
+    model = open_local_model(folders["gptq-3bit"])
+    w = source[name].to(torch.float16).float().numpy()
+    got = model.read_window(name, w.size).values.reshape(w.shape)
+    scales = (
+        load_file(folders["gptq-3bit"] / "model.safetensors")[
+            name.removesuffix(".weight") + ".scales"
+        ]
+        .float()
+        .numpy()
+    )  # [groups, out]
+    step = np.repeat(scales.T, 128, axis=1)[:, : w.shape[1]]
+    assert np.all(np.abs(got - w) <= step * 0.5 + 1e-3 * np.abs(w) + 1e-6)
+    # a straddling value (input 10 of the first unit) is not read as its low bits alone
+    assert not np.allclose(got[:, 10], got[:, 10] * 0)
