@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from fingerprint import significance
 from fingerprint.records import Signature, SlotSignature
-from fingerprint.structure import shared_and_population
+from fingerprint.structure import slot_counts
 
 # The first numbered block in a slot key: `layers.3.` -> template `layers.*.`, layer 3.
 _LAYER = re.compile(r"(^|\.)(\d+)\.")
@@ -71,13 +71,13 @@ def _layer_tail(la: dict[str, SlotSignature], lb: dict[str, SlotSignature]) -> f
     common = sorted(set(la) & set(lb))
     if not common:
         return 1.0
-    shared, sizes = 0, []
-    for t in common:
-        sa, sb = la[t], lb[t]
-        both, population = shared_and_population(sa, sb)
-        shared += both
-        sizes.append((population, min(sa.positions.size, sb.positions.size)))
-    return significance.combined_tail(shared, sizes)
+    pairs = [(la[t], lb[t]) for t in common]
+    shared, population = slot_counts(pairs)
+    sizes = [
+        (n, min(sa.positions.size, sb.positions.size))
+        for n, (sa, sb) in zip(population, pairs, strict=True)
+    ]
+    return significance.combined_tail(sum(shared), sizes)
 
 
 def _content_map(
@@ -103,6 +103,9 @@ def match_slots(a: Signature, b: Signature) -> LayerMatch:
     The layer map is read by content only when the two sides number their layers differently
     (other layer numbers among their slots); otherwise layers meet by number, as keys do.
     """
+    same_keys = _same_layout(a, b)
+    if same_keys is not None:
+        return LayerMatch(same_keys, ())
     by_key = {s.key: s for s in b.slots}
     outside = [
         (sa, by_key[sa.key])
@@ -123,3 +126,34 @@ def match_slots(a: Signature, b: Signature) -> LayerMatch:
     pairs = sorted(outside + inside, key=lambda p: order[p[0].key])
     moved = any(i != j for i, j in layer_of.items())
     return LayerMatch(tuple(pairs), tuple(sorted(layer_of.items())) if moved else ())
+
+
+def _same_layout(
+    a: Signature, b: Signature
+) -> tuple[tuple[SlotSignature, SlotSignature], ...] | None:
+    """`match_slots`'s pairs when both signatures hold the same keys in the same order and the
+    same layers have eligible slots (models of one architecture: nearly every pair a graph
+    compares), found without its dictionaries; None otherwise.
+
+    As there, a slot outside the blocks is compared when A's is eligible, one inside when both
+    are, and the layers meet by number.
+    """
+    keys = [s.key for s in a.slots]
+    if keys != [s.key for s in b.slots] or len(set(keys)) != len(keys):
+        return None
+    layers_a, layers_b, pairs = set(), set(), []
+    for sa, sb in zip(a.slots, b.slots, strict=True):
+        split = split_key(sa.key)
+        ok_a = _eligible(sa)
+        if split is None:
+            if ok_a:
+                pairs.append((sa, sb))
+            continue
+        ok_b = _eligible(sb)
+        if ok_a:
+            layers_a.add(split[1])
+        if ok_b:
+            layers_b.add(split[1])
+        if ok_a and ok_b:
+            pairs.append((sa, sb))
+    return tuple(pairs) if layers_a == layers_b else None

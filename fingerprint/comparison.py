@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from fingerprint import significance
 from fingerprint.alignment import match_slots, split_key
 from fingerprint.errors import IncompatibleSignaturesError
 from fingerprint.records import Signature, SlotSignature
-from fingerprint.structure import shared_and_population
+from fingerprint.structure import shared_and_population, slot_counts
 
 VERDICTS = ("identical", "derived", "cousin", "unrelated", "incomparable")
 # the verdicts that say one model's weights come from the other's (parent edges, matches)
@@ -128,8 +128,11 @@ class PairResult:
         return overlap_interval(self.per_slot)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["per_slot"] = [asdict(s) for s in self.per_slot]
+        """The fields by name, per-slot records as dicts, tuples as lists (what `asdict` gives
+        once the tuples are listed, field by field rather than through its recursive deep copy:
+        the pair cache writes thousands of these, and `asdict` cost more than comparing)."""
+        d = {name: getattr(self, name) for name in _PAIR_FIELDS}
+        d["per_slot"] = [{name: getattr(s, name) for name in _SLOT_FIELDS} for s in self.per_slot]
         d["warnings"] = list(self.warnings)
         d["layer_map"] = [list(m) for m in self.layer_map]
         return d
@@ -142,6 +145,10 @@ class PairResult:
         fields["warnings"] = tuple(d.get("warnings", ()))
         fields["layer_map"] = tuple((int(i), int(j)) for i, j in d.get("layer_map", ()))
         return PairResult(**fields)
+
+
+_PAIR_FIELDS = tuple(f.name for f in fields(PairResult))
+_SLOT_FIELDS = tuple(f.name for f in fields(SlotComparison))
 
 
 def check_compatible(a: Signature, b: Signature) -> None:
@@ -163,8 +170,75 @@ def identity_jaccard(x: np.ndarray, y: np.ndarray, k: int) -> float:
     return float(both.size / union.size)
 
 
+def identity_jaccards(
+    pairs: tuple[tuple[SlotSignature, SlotSignature], ...], k: int
+) -> list[float]:
+    """`identity_jaccard` of every pair of slots, the same floats: pairs whose sketches have
+    equal sizes (the rule: `identity_k` hashes each) are merged row-wise in one sort, where the
+    common hashes stand next to each other; the bottom-k union is the distinct ranks below k."""
+    out = [0.0] * len(pairs)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, (sa, sb) in enumerate(pairs):
+        if sa.identity.size and sb.identity.size:
+            groups.setdefault((sa.identity.size, sb.identity.size), []).append(j)
+    for (nx, ny), js in groups.items():
+        x = np.stack([pairs[j][0].identity for j in js])
+        y = np.stack([pairs[j][1].identity for j in js])
+        m = min(k, nx, ny)
+        if m < 1 or np.any(x[:, 1:] <= x[:, :-1]) or np.any(y[:, 1:] <= y[:, :-1]):
+            for j in js:  # not sorted unique sketches: the plain sets answer (or raise)
+                out[j] = identity_jaccard(pairs[j][0].identity, pairs[j][1].identity, k)
+            continue
+        z = np.sort(np.concatenate([x, y], axis=1), axis=1)
+        twice = z[:, 1:] == z[:, :-1]  # the second copy of a hash both sketches hold
+        rank = np.cumsum(~twice, axis=1)  # distinct ranks of z[:, 1:] (z[:, 0] has rank 0)
+        both = np.count_nonzero(twice & (rank < m), axis=1)
+        for j, c in zip(js, both.tolist(), strict=True):
+            out[j] = c / m
+    return out
+
+
+def compare_slots(
+    pairs: tuple[tuple[SlotSignature, SlotSignature], ...],
+    identity_k: int,
+    layouts: tuple[tuple[SlotSignature, ...], tuple[SlotSignature, ...]] | None = None,
+) -> tuple[SlotComparison, ...]:
+    """`compare_slot` of every matched pair of slots, counted for all slots at once
+    (`structure.slot_counts`, `identity_jaccards`): the same records, a fraction of the cost.
+    `layouts`: both signatures' slots (`structure.slot_counts`)."""
+    shared, population = slot_counts(pairs, layouts=layouts)
+    identity = identity_jaccards(pairs, identity_k)
+    tail = significance.slot_tail
+    out = []
+    for (sa, sb), both, pop, ident in zip(pairs, shared, population, identity, strict=True):
+        kk = min(sa.positions.size, sb.positions.size)
+        # `_slot_comparison`'s record, its fields in order (thousands of pairs, dozens of slots)
+        out.append(
+            SlotComparison(
+                sa.key,
+                sa.tensor,
+                both,
+                kk,
+                sa.n,
+                both / kk if kk else 0.0,
+                ident,
+                tail(both, pop, kk),
+                sa.digest == sb.digest and sa.shape == sb.shape,
+                pop,
+            )
+        )
+    return tuple(out)
+
+
 def compare_slot(sa: SlotSignature, sb: SlotSignature, k: int, identity_k: int) -> SlotComparison:
     shared, population = shared_and_population(sa, sb)
+    identity = identity_jaccard(sa.identity, sb.identity, identity_k)
+    return _slot_comparison(sa, sb, shared, population, identity)
+
+
+def _slot_comparison(
+    sa: SlotSignature, sb: SlotSignature, shared: int, population: int, identity: float
+) -> SlotComparison:
     kk = min(sa.positions.size, sb.positions.size)
     return SlotComparison(
         key=sa.key,
@@ -173,7 +247,7 @@ def compare_slot(sa: SlotSignature, sb: SlotSignature, k: int, identity_k: int) 
         k=kk,
         n=sa.n,
         overlap=shared / kk if kk else 0.0,
-        identity=identity_jaccard(sa.identity, sb.identity, identity_k),
+        identity=identity,
         p_value=significance.slot_tail(shared, population, kk),
         # appended rows leave the window as it was: equal bytes need equal shapes as well
         same_bytes=sa.digest == sb.digest and sa.shape == sb.shape,
@@ -239,7 +313,7 @@ def compare(a: Signature, b: Signature, *, alpha: float = DEFAULT_ALPHA) -> Pair
     check_compatible(a, b)
     p = a.params
     matched = match_slots(a, b)
-    per_slot = tuple(compare_slot(sa, sb, p.k, p.identity_k) for sa, sb in matched.pairs)
+    per_slot = compare_slots(matched.pairs, p.identity_k, (a.slots, b.slots))
     return summarize(
         a.model_id,
         b.model_id,

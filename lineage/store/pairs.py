@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from lineage.errors import UnknownModelError
+from lineage.errors import StoreError, UnknownModelError
 from lineage.store.connection import Connection
 from lineage.store.rows import PAIR_COLUMNS, PairRow, normalised, pair_from_row, pair_values
 
@@ -64,6 +64,28 @@ class PairTable(Connection):
                 "SELECT * FROM pairs WHERE a = ? OR b = ? ORDER BY a, b", (model, model)
             )
         return [pair_from_row(r) for r in rows]
+
+    def iter_pairs(self, *, batch: int = 2048) -> Iterator[PairRow]:
+        """All pair results sorted by (a, b), read `batch` rows at a time.
+
+        What `pairs()` returns, without holding every row at once: at a few thousand models the
+        detailed pairs' per-slot records are gigabytes unpacked, and the graph keeps only the
+        candidates' results. Write nothing to the store until the iteration is done.
+        """
+        with self._lock:
+            try:
+                cursor = self._connection().execute("SELECT * FROM pairs ORDER BY a, b")
+            except sqlite3.Error as e:
+                raise StoreError(self._busy_message(e)) from e
+        while True:
+            with self._lock:
+                try:
+                    rows = cursor.fetchmany(batch)
+                except sqlite3.Error as e:
+                    raise StoreError(self._busy_message(e)) from e
+            if not rows:
+                return
+            yield from map(pair_from_row, rows)
 
     def delete_pairs_for(self, model_id: str) -> int:
         """Delete every pair result involving `model_id`. Returns how many were deleted."""

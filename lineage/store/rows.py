@@ -165,6 +165,8 @@ _PACKED = b"LZ1"
 
 def pack_detail(detail: dict) -> bytes:
     """The stored form of a pair's `detail`: `_PACKED` + zlib of JSON, `per_slot` columnar."""
+    if not detail:  # a background pair's: hundreds of thousands of them at 1,000 models
+        return _PACKED_EMPTY
     doc = dict(detail)
     slots = doc.get("per_slot")
     if isinstance(slots, list) and slots and all(isinstance(s, dict) for s in slots):
@@ -172,6 +174,9 @@ def pack_detail(detail: dict) -> bytes:
         if all(sorted(s) == names for s in slots):  # one set of fields: columns
             doc["per_slot"] = {"columns": names, "rows": [[s[k] for k in names] for s in slots]}
     return _PACKED + zlib.compress(dumps(doc).encode(), 6)
+
+
+_PACKED_EMPTY = _PACKED + zlib.compress(dumps({}).encode(), 6)
 
 
 def unpack_detail(stored: str | bytes) -> dict:
