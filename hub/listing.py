@@ -45,6 +45,17 @@ def parse_since(value: str | date | datetime | None) -> datetime | None:
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
 
+# The date cuts a listing can apply: (argument, `ModelInfo` attribute, the sort it stops paging).
+_CUTS = (("since", "created_at", "created"), ("modified_since", "last_modified", "modified"))
+
+
+def _when(info: Any, attribute: str) -> datetime | None:
+    when = getattr(info, attribute, None)
+    if not isinstance(when, datetime):
+        return None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+
+
 def iter_models(
     client: HubClient,
     *,
@@ -54,6 +65,7 @@ def iter_models(
     sort: str = "downloads",
     limit: int | None = None,
     since: str | date | datetime | None = None,
+    modified_since: str | date | datetime | None = None,
 ) -> Iterator[Any]:
     """The models a crawl visits, as `ModelInfo`s with the `EXPAND` fields, each id once.
 
@@ -66,12 +78,16 @@ def iter_models(
         limit: at most this many models in all.
         since: keep models created at or after this date. Sorting by `created`, paging stops at
             the first older model; other sorts filter on the client and read every page.
+        modified_since: keep models last modified (`lastModified`: the last commit) at or after
+            this date, the daily refresh's question. Sorting by `modified`, paging stops at the
+            first older model; other sorts filter on the client.
     """
-    cut = parse_since(since)
+    given = {"since": parse_since(since), "modified_since": parse_since(modified_since)}
+    cuts = [(attr, cut, stops) for name, attr, stops in _CUTS if (cut := given[name]) is not None]
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     # A server-side limit is only safe when the client keeps every model it is given in order.
-    server_limit = limit if cut is None or sort == "created" else None
+    server_limit = limit if all(stops == sort for _, _, stops in cuts) else None
     seen: set[str] = set()
     for author in authors or (None,):
         listing = client.list_models(
@@ -80,16 +96,12 @@ def iter_models(
         for info in listing:
             if info.id in seen:
                 continue  # pages of a live listing may shift: never visit a model twice
-            if cut is not None:
-                created = getattr(info, "created_at", None)
-                if created is None:
-                    continue
-                if created.tzinfo is None:
-                    created = created.replace(tzinfo=timezone.utc)
-                if created < cut:
-                    if sort == "created":
-                        break  # descending: everything after this is older
-                    continue
+            older = [stops for attr, cut, stops in cuts if (_when(info, attr) or cut) < cut]
+            missing = any(_when(info, attr) is None for attr, _, _ in cuts)
+            if sort in older:
+                break  # sorted descending by this date: everything after it is older
+            if older or missing:
+                continue
             seen.add(info.id)
             yield info
             if limit is not None and len(seen) >= limit:

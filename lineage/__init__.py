@@ -16,6 +16,7 @@ _EXPORTS = {
     "compare_finetunes": "lineage.adapters",
     "crawl": "lineage.crawler",
     "scan": "lineage.scanner",
+    "import_shards": "lineage.engines.shards",
     "build_lineage": "lineage.build",
     "audit": "lineage.build",
     "build_graph": "lineage.graph",

@@ -93,6 +93,7 @@ def crawl(
     sort: str = "downloads",
     limit: int | None = None,
     since: str | date | datetime | None = None,
+    modified_since: str | date | datetime | None = None,
     fingerprint: bool = True,
     options: CrawlOptions | None = None,
     **settings: Any,
@@ -108,6 +109,8 @@ def crawl(
         sort: `downloads`, `created`, `likes` or `modified`, descending.
         limit: at most this many models.
         since: only models created on or after this date (ISO 8601 text, date or datetime).
+        modified_since: only models whose last commit (`lastModified`) is on or after this
+            date: a daily refresh (with `sort="modified"` the listing stops at the first older).
         fingerprint: False stores records only (no weight bytes read).
         options: how to reach the Hub and fingerprint (`CrawlOptions`: endpoint, device,
             workers, progress, cache_dir, token, retry, params, hf_cache, executor, engine,
@@ -143,6 +146,7 @@ def crawl(
             "sort": sort,
             "limit": limit,
             "since": since_text(since),
+            "modified_since": since_text(modified_since),
             "fingerprint": fingerprint,
             "workers": opts.workers,
             "engine": opts.engine,
@@ -179,6 +183,7 @@ def crawl(
             sort=sort,
             limit=limit,
             since=since,
+            modified_since=modified_since,
         )
         for item in crawl_listing(store, listing, opts, client=client, fingerprint=fingerprint):
             out = item.outcome

@@ -1,8 +1,10 @@
 """Scanning new uploads: crawled like `crawl` does, then matched against the whole store.
 
 `scan` lists the newest uploads (sorted by creation date, since a date), crawls them through
-`lineage.crawl_run` and matches each against a `lineage.match.SignatureIndex` of everything the
-store holds, saying whether the declared base agrees with what the weights show.
+`lineage.crawl_run` and matches each against everything the store holds, through the sketch
+index kept next to the database (`lineage.sketch_scan.SketchMatcher`: candidates by sampled
+positions, an exact pre-check, then `compare`), saying whether the declared base agrees with
+what the weights show.
 `lineage.watch.watch` keeps doing so, poll after poll; both match a stored model through
 `match_crawled`.
 """
@@ -19,7 +21,8 @@ from hub.hubsource import iter_models, parse_since
 from hub.records import DeclaredBase, ModelRecord
 from lineage.catalogue import Catalogue
 from lineage.crawl_run import Crawled, CrawlOptions, crawl_listing
-from lineage.match import Match, SignatureIndex
+from lineage.match import Match
+from lineage.sketch_scan import SketchMatcher
 from lineage.store import Store
 
 __all__ = ["ScanResult", "match_crawled", "scan"]
@@ -77,7 +80,7 @@ def since_text(since: str | date | datetime | None) -> str | None:
 
 
 def _agreement(
-    store: Store, record: ModelRecord, matches: list[Match], index: SignatureIndex
+    store: Store, record: ModelRecord, matches: list[Match], index: SketchMatcher
 ) -> tuple[bool | None, tuple[str, ...]]:
     matched = {m.model_id for m in matches}
     declared = {b.id for b in record.declared_bases}
@@ -106,7 +109,7 @@ def _now() -> str:
 def match_crawled(
     store: Store,
     item: Crawled,
-    index: SignatureIndex,
+    index: SketchMatcher,
     catalogue: Catalogue,
     *,
     top: int = 5,
@@ -130,8 +133,8 @@ def match_crawled(
         sig = catalogue.load(rec)
     matches: list[Match] = []
     if sig is not None:
-        matches = index.matches(sig, alpha=alpha, exclude=(rec.id,))[:top]
-        index.add(rec.id, sig)
+        matches = index.matches(sig, alpha=alpha, exclude=(rec.id,), top=top)
+        index.add(rec.id, sig, revision=rec.revision)
     agrees, undeclared = _agreement(store, rec, matches, index)
     return ScanResult(
         model_id=rec.id,
@@ -160,9 +163,10 @@ def scan(
     """Scan new uploads: newest first since a date, fingerprinted, stored and matched.
 
     Each listed model is crawled as by `crawl` (stored with its signature or its failure), then
-    matched against an index of every current signature in the store (built once, and each
-    scanned model is added to it, so later uploads match earlier ones). Matching costs the
-    model's own k x T postings, whatever the store's size.
+    matched against every current signature in the store through the sketch index next to the
+    database (brought up to date when the scan starts; each scanned model is added to it, so
+    later uploads match earlier ones). Matching reads the sketch postings of the query's sampled
+    positions, then the stored positions of its candidates only (`lineage.sketch_scan`).
 
     Args:
         store: the database.
@@ -193,7 +197,7 @@ def scan(
         },
     )
     catalogue = Catalogue(store, opts.params)
-    index = SignatureIndex.from_store(store, opts.params)
+    index = SketchMatcher.from_store(store, opts.params)
     counts: Counter[str] = Counter()
     status = "failed"
     try:
@@ -209,4 +213,5 @@ def scan(
         status = "interrupted"
         raise
     finally:
+        index.close()
         store.finish_run(run_id, dict(counts), status=status)

@@ -2,8 +2,9 @@
 
 `watch` polls the listing sorted by `createdAt` (newest first, paging stops at the watermark),
 crawls the uploads it has not reported yet, oldest first, through `lineage.crawl_run` and
-matches each against a `lineage.match.SignatureIndex` of the store (`lineage.scanner`), which
-grows as uploads are scanned: an upload matching another one of the same poll is found.
+matches each against the store through its sketch index (`lineage.sketch_scan`,
+`lineage.scanner`), which grows as uploads are scanned: an upload matching another one of the
+same poll is found.
 
 The watermark is the creation time listed from and the ids at or after it already reported.
 Listing from a time includes that time, and the ids say which models of that instant were done,
@@ -30,8 +31,8 @@ from hub.errors import HubError
 from hub.hubsource import HubClient, iter_models, parse_since
 from lineage.catalogue import Catalogue
 from lineage.crawl_run import CrawlOptions, crawl_listing
-from lineage.match import SignatureIndex
 from lineage.scanner import ScanResult, match_crawled
+from lineage.sketch_scan import SketchMatcher
 from lineage.store import Store
 
 __all__ = ["INTERVAL", "NETWORK_POLLS", "WATCH", "Watermark", "last_watermark", "watch"]
@@ -125,7 +126,7 @@ class _Poller:
         self.interval = interval
         self.client: HubClient = opts.client()
         self.catalogue = Catalogue(store, opts.params)
-        self.index = SignatureIndex.from_store(store, opts.params)
+        self.index = SketchMatcher.from_store(store, opts.params)
         self.top = top
         self.alpha = alpha
         self.tries: Counter[str] = Counter()
@@ -282,6 +283,7 @@ def watch(
         status = "stopped"
         raise
     finally:
+        poller.index.close()
         # The end of the watch is recorded, unless the poll it happened in did so.
         if not poller.ended:
             poller.record(mark, {"polls": polls}, status)

@@ -1,4 +1,5 @@
-"""`lineage crawl` and `lineage scan`: handlers over `lineage.crawler` (and `lineage.watch`).
+"""`lineage crawl`, `lineage scan` and `lineage import-shards`: handlers over `lineage.crawler`
+(and `lineage.watch`, `lineage.engines.shards`).
 
 Each takes the parsed arguments and an open Store and returns the exit code (0 done, 1 a
 user-facing error, which `lineage.cli.main` prints as one line). Progress goes to stderr,
@@ -8,6 +9,7 @@ results to stdout. Their arguments are rows of `lineage.cli.table`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -17,7 +19,7 @@ from contextlib import contextmanager
 
 from lineage.store import Store
 
-__all__ = ["check_crawl", "check_scan", "cmd_crawl", "cmd_scan"]
+__all__ = ["check_crawl", "check_scan", "cmd_crawl", "cmd_import_shards", "cmd_scan"]
 
 
 def _mb(n: int) -> str:
@@ -45,6 +47,7 @@ def cmd_crawl(args: argparse.Namespace, store: Store) -> int:
         sort=args.sort,
         limit=args.limit,
         since=args.since,
+        modified_since=args.modified_since,
         fingerprint=not args.no_fingerprint,
         device=args.device,
         workers=args.workers,
@@ -198,4 +201,27 @@ def cmd_scan(args: argparse.Namespace, store: Store) -> int:
             print("\n".join(_describe(result)), flush=True)
     if not args.json:
         print(f"scanned {n} models", file=sys.stderr)
+    return 0
+
+
+def cmd_import_shards(args: argparse.Namespace, store: Store) -> int:
+    """`lineage import-shards DIR`: store the models of a Ray crawl's Parquet shards."""
+    from lineage.engines import EngineUnavailableError
+    from lineage.engines.shards import import_shards
+
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise EngineUnavailableError(
+            "import-shards reads Parquet with pyarrow, which is not installed: "
+            "pip install 'model-lineage[ray]'"
+        ) from None
+    summary = import_shards(store, args.folder)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(summary)))
+        return 0
+    print(
+        f"shard rows {summary.rows}: fingerprinted {summary.fingerprinted}, failed "
+        f"{summary.failed}, skipped {summary.skipped} (already stored)"
+    )
     return 0

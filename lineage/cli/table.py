@@ -390,7 +390,14 @@ COMMANDS: tuple[Command, ...] = (
                 choices=Choices("hub.client:SORTS"),
                 default="downloads",
                 help="listing order, descending (default: downloads); with --since, 'created' "
-                "stops paging at the first older model",
+                "stops paging at the first older model, with --modified-since, 'modified'",
+            ),
+            arg(
+                "--modified-since",
+                type=_since,
+                metavar="DATE",
+                help="only models whose last commit (lastModified) is on or after DATE: the "
+                "daily refresh (with --sort modified, paging stops at the first older model)",
             ),
             arg(
                 "--no-fingerprint",
@@ -429,8 +436,10 @@ COMMANDS: tuple[Command, ...] = (
         help="fingerprint the newest uploads and match each against the database",
         description=_paragraphs(
             "List the newest uploads (by creation date, newest first), fingerprint and store "
-            "them, and match each against every signature in the database through an inverted "
-            "index (cost: the model's own postings, not one comparison per stored model). "
+            "them, and match each against every signature in the database through a sketch "
+            "index kept next to the database (DB.sketch/: sampled positions, brought up to date "
+            "when a scan starts; candidates are checked exactly and compared, never one "
+            "comparison per stored model). "
             "Prints each significant match (overlap, identity, p-value, verdict: significance "
             "is corrected for the number of stored models) and whether the declared base "
             "agrees with the weights; --json prints one JSON object per model.",
@@ -465,5 +474,20 @@ COMMANDS: tuple[Command, ...] = (
         ),
         raw=True,
         check="lineage.cli.crawl:check_scan",
+    ),
+    Command(
+        "import-shards",
+        library="lineage.engines.shards:import_shards",
+        run="lineage.cli.crawl:cmd_import_shards",
+        help="store the Parquet shards a Ray crawl wrote (moved between machines)",
+        description="Store every model of the Parquet shards under DIR (written by `crawl "
+        "--engine ray`, schema in docs/engine.md): signatures and failures alike, one "
+        "transaction per model. Models whose signature is already stored at the same revision "
+        "are skipped, so importing twice changes nothing. Needs pyarrow (pip install "
+        "'model-lineage[ray]'); Ray itself is not needed.",
+        args=(
+            arg("folder", metavar="DIR", help="folder holding the shards (searched below)"),
+            JSON,
+        ),
     ),
 )

@@ -95,6 +95,22 @@ def test_since_stops_paging_when_sorted_by_created(hub_env, crawl_zoo):
         parse_since("last tuesday")
 
 
+def test_modified_since_keeps_recent_commits(hub_env, crawl_zoo):
+    server = hub_env.start(crawl_zoo, page_size=2)
+    client = HubClient(server.url, token=False)
+    # last modified 2024-03-01 .. 2024-03-14, one per model; keep the last three
+    recent = [i.id for i in iter_models(client, sort="modified", modified_since="2024-03-12")]
+    assert recent == list(reversed([*GOOD, *BAD]))[:3]
+    # 3 kept + 1 older seen on page 2: two pages of 2, not seven
+    assert server.counters.requests == 2
+    server.reset_counters()
+    others = [i.id for i in iter_models(client, modified_since="2024-03-12T00:00:00Z")]
+    assert sorted(others) == sorted(recent) and server.counters.requests == 7
+    # both cuts at once: created on or after 01-13 and modified on or after 03-12
+    both = list(iter_models(client, since="2024-01-13", modified_since="2024-03-12", limit=5))
+    assert sorted(i.id for i in both) == sorted(recent[:2])
+
+
 def test_children_of_a_base_through_the_tag_filter(hub_env, crawl_zoo):
     server = hub_env.start(crawl_zoo)
     client = HubClient(server.url, token=False)

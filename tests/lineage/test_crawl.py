@@ -348,7 +348,9 @@ def test_token_never_appears_anywhere(
     assert "skipped org/ft-2:" in out.err  # the CLI printed the failure's reason
     texts = [out.out, out.err, caplog.text, *reasons]
     dump = "\n".join(sqlite3.connect(db).iterdump())
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("db.sqlite*"))
+    # the database and what lies beside it: its WAL, the scan's sketch index (a folder)
+    raw = b"".join(p.read_bytes() for p in tmp_path.rglob("db.sqlite*/**/*") if p.is_file())
+    raw += b"".join(p.read_bytes() for p in tmp_path.glob("db.sqlite*") if p.is_file())
     assert "org/gated" in dump  # the dump is real
     for text in [*texts, dump]:
         assert TOKEN not in text
@@ -568,6 +570,17 @@ def test_cli_crawl_and_scan_json(hub_env, crawl_zoo, tmp_path, monkeypatch, caps
         assert _cli(store, ["scan", "--endpoint", server.url, "--limit", "1"]) == 0
         text = capsys.readouterr().out
         assert "declared base" in text
+
+
+def test_cli_crawl_modified_since(hub_env, crawl_zoo, tmp_path, monkeypatch, capsys):
+    server = hub_env.start(crawl_zoo)
+    monkeypatch.setenv("LINEAGE_CACHE", str(tmp_path / "lc"))
+    with Store(tmp_path / "db.sqlite") as store:
+        argv = ["crawl", "--endpoint", server.url, "--json", "--no-fingerprint"]
+        assert _cli(store, [*argv, "--sort", "modified", "--modified-since", "2024-03-12"]) == 0
+        assert json.loads(capsys.readouterr().out)["seen"] == 3
+        (run,) = store.runs()
+        assert run.params["modified_since"] == "2024-03-12T00:00:00+00:00"
 
 
 def test_cli_human_output_lists_skips(hub_env, crawl_zoo, tmp_path, monkeypatch, capsys):

@@ -43,6 +43,8 @@ def test_choices_come_from_their_owners():
     assert _choices("plot", "figure") == tuple(FIGURES)
     assert _choices("crawl", "sort") == tuple(SORTS)
     for command in COMMANDS:
+        if command.name == "import-shards":
+            continue  # stores what another machine computed: no device to choose
         assert _choices(command.name, "device") == tuple(DEVICES), command.name
 
 

@@ -1,0 +1,233 @@
+"""The exact pre-check of the sketch scan: which candidates `compare` could call a match.
+
+Most candidates of a query are not related to it. `compare` calls a pair related ("derived" or
+"cousin") only when its p-value over the compared slots is at or below alpha, where each slot's
+null draws from a population `n_eff` no larger than the window n (`fingerprint.structure`): a
+smaller population only makes chance sharing likelier, so the tail with n is a lower bound of
+`compare`'s. When the two models number their layers alike, `compare` meets slots by key
+(`fingerprint.alignment.match_slots`): those outside numbered blocks that the query may use,
+those inside where both may. Over that same set of slots, a total shared count below the
+critical total at n (`fingerprint.significance.critical_total`) therefore proves "unrelated",
+unless the pair could be "identical" (every compared slot fully shared: that verdict needs no
+p-value). Pairs whose layers are numbered differently (`compare` may match layers by content)
+or that could be identical always go to `compare`; so does every pair that passes. Nothing is
+accepted here: a `Screen` only says whether `compare` must run, and in which order.
+
+Only the stored positions are needed, read straight from the signature blob (the layout of
+`fingerprint.records`, version `FORMAT_VERSION`; another version is read by `Signature.from_bytes`).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from fingerprint import significance
+from fingerprint.alignment import split_key
+from fingerprint.records import FORMAT_VERSION, MAGIC, Signature
+
+__all__ = ["QueryMask", "Screen", "StoredPositions", "read_positions"]
+
+_HEADER = struct.Struct("<4sHHIIIIIIQQII")
+_U8, _U16, _U32, _U64 = (struct.Struct(f"<{c}") for c in "BHIQ")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPositions:
+    """The bottom-k positions of a stored signature, slot by slot (no identity, no stats).
+
+    Attributes:
+        keys: slot keys, in the signature's order.
+        ns: window size of each slot.
+        sizes: positions kept in each slot (k, or fewer for a small window).
+        positions: every slot's sorted positions, one slot after another (uint32).
+    """
+
+    keys: tuple[str, ...]
+    ns: np.ndarray
+    sizes: np.ndarray
+    positions: np.ndarray
+
+    def slots(self) -> list[np.ndarray]:
+        """Each slot's positions (views of `positions`)."""
+        return np.split(self.positions, np.cumsum(self.sizes)[:-1]) if self.keys else []
+
+    @staticmethod
+    def of(sig: Signature) -> StoredPositions:
+        """The positions of a signature in hand."""
+        pos = [s.positions for s in sig.slots]
+        return StoredPositions(
+            keys=tuple(s.key for s in sig.slots),
+            ns=np.array([s.n for s in sig.slots], np.int64),
+            sizes=np.array([p.size for p in pos], np.int64),
+            positions=np.concatenate(pos).astype(np.uint32) if pos else np.zeros(0, np.uint32),
+        )
+
+
+def read_positions(blob: bytes) -> StoredPositions:
+    """The positions of a stored signature blob, skipping what the pre-check does not read.
+
+    Raises:
+        SignatureFormatError: the blob is not a readable signature (from `Signature.from_bytes`,
+            which reads any blob that is not of the version walked here).
+    """
+    view = memoryview(blob)
+    head = _HEADER.unpack_from(view, 0) if len(view) >= _HEADER.size else None
+    if head is None or head[0] != MAGIC or head[1] != FORMAT_VERSION:
+        return StoredPositions.of(Signature.from_bytes(bytes(blob)))
+    n_slots = head[11]
+    at = _HEADER.size
+    keys, ns, sizes, parts = [], [], [], []
+    try:
+        for _ in range(n_slots):
+            (length,) = _U16.unpack_from(view, at)
+            keys.append(bytes(view[at + 2 : at + 2 + length]).decode("utf-8"))
+            at += 2 + length
+            (length,) = _U16.unpack_from(view, at)  # tensor name
+            at += 2 + length
+            (length,) = _U8.unpack_from(view, at)  # dtype
+            at += 1 + length
+            (ndim,) = _U8.unpack_from(view, at)
+            at += 1 + 8 * ndim
+            (n,) = _U64.unpack_from(view, at)
+            (n_pos,) = _U32.unpack_from(view, at + 8)
+            at += 12
+            parts.append(np.frombuffer(view, "<u4", n_pos, at))
+            at += 4 * n_pos
+            (n_id,) = _U32.unpack_from(view, at)
+            at += 4 + 8 * n_id + 40 + 16  # identity, five statistics, digest
+            ns.append(n)
+            sizes.append(n_pos)
+        for _ in range(2 * head[12]):  # the skipped tensors: name and reason
+            (length,) = _U16.unpack_from(view, at)
+            at += 2 + length
+        if at != len(view):
+            raise ValueError("truncated or trailing bytes")
+    except (struct.error, ValueError, UnicodeDecodeError):
+        return StoredPositions.of(Signature.from_bytes(bytes(blob)))  # raises its own error
+    return StoredPositions(
+        keys=tuple(keys),
+        ns=np.array(ns, np.int64),
+        sizes=np.array(sizes, np.int64),
+        positions=np.concatenate(parts).astype(np.uint32) if parts else np.zeros(0, np.uint32),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """A candidate against the query, over the slots `compare` meets by key.
+
+    Attributes:
+        shared: positions shared over those slots.
+        common: (window n, k) of each of them.
+        p_value: exact tail of `shared` with populations n (a lower bound of `compare`'s), or
+            1.0 when it is shown to be above alpha without computing it.
+        overlap: mean overlap over them, in the query's slot order (as `compare` averages).
+        must_compare: `compare` may see other slots (layers numbered differently) or may call
+            the pair identical: the bound above does not decide it.
+        significant: p_value <= alpha.
+    """
+
+    shared: int
+    common: tuple[tuple[int, int], ...]
+    p_value: float
+    overlap: float
+    must_compare: bool
+    significant: bool
+
+    @property
+    def passes(self) -> bool:
+        """Whether `compare` could call the pair related."""
+        return bool(self.common) and (self.significant or self.must_compare)
+
+
+def _layers(keys: tuple[str, ...], eligible: np.ndarray) -> frozenset[int]:
+    return frozenset(
+        split[1] for key, ok in zip(keys, eligible, strict=True) if ok and (split := split_key(key))
+    )
+
+
+def _tail(total: int, common: tuple[tuple[int, int], ...], alpha: float) -> float:
+    """The exact tail of `total` over `common`, or 1.0 when a bound shows it is above alpha.
+
+    The bound: every slot's k lowered to the smallest k among them (a stochastically smaller
+    null, so a critical total no larger; one is taken off for float sums in another order).
+    Real signatures keep exactly k positions in every slot they compare, so the lowered null is
+    the one null of their architecture, convolved once; the exact tail of a candidate with
+    other ks would be a convolution of its own.
+    """
+    if not common:
+        return 1.0
+    low = min(k for _, k in common)
+    if total < significance.critical_total(tuple((n, low) for n, _ in common), alpha) - 1:
+        return 1.0
+    return significance.combined_tail(total, common)
+
+
+class QueryMask:
+    """A query signature's positions as one boolean table over all its eligible windows.
+
+    Looking a candidate's positions up in it counts what the two share in every slot at once.
+    """
+
+    def __init__(self, sig: Signature):
+        self.keys = tuple(s.key for s in sig.slots)
+        self.eligible = np.array([s.positions.size < s.n for s in sig.slots], bool)
+        self.ns = np.array([s.n for s in sig.slots], np.int64)
+        self.ks = np.array([s.positions.size for s in sig.slots], np.int64)
+        self.offsets = np.r_[0, np.cumsum(np.where(self.eligible, self.ns, 0))][:-1]
+        self.slot = {key: t for t, key in enumerate(self.keys)}
+        self.inside = np.array([split_key(k) is not None for k in self.keys], bool)
+        self.layers = _layers(self.keys, self.eligible)
+        # one bit a window element (2 MiB for 64 windows of 2^18): a candidate's lookups stay
+        # in cache, where a byte a element (16 MiB) made them cost more than the rest together
+        cells = int(np.where(self.eligible, self.ns, 0).sum())
+        self.table = np.zeros((cells + 7) // 8, np.uint8)
+        at = [
+            self.offsets[t] + s.positions.astype(np.int64)
+            for t, s in enumerate(sig.slots)
+            if self.eligible[t]
+        ]
+        if at:
+            every = np.concatenate(at)
+            np.bitwise_or.at(self.table, every >> 3, (1 << (every & 7)).astype(np.uint8))
+
+    def screen(self, cand: StoredPositions, alpha: float) -> Screen:
+        """The pre-check of one candidate at significance level `alpha`."""
+        t = np.array([self.slot.get(k, -1) for k in cand.keys], np.int64)
+        known = t >= 0
+        tt = np.where(known, t, 0)
+        own_ok = cand.sizes < cand.ns
+        # compare's slots met by key: the query's eligible ones, and the candidate's too inside
+        # numbered blocks (`match_slots`)
+        met = known & self.eligible[tt] & (own_ok | ~self.inside[tt])
+        n_q = self.ns[tt]
+        slot_of = np.repeat(np.arange(len(cand.keys)), cand.sizes)
+        pos = cand.positions.astype(np.int64)
+        usable = met[slot_of] & (pos < n_q[slot_of])
+        hit = np.zeros(pos.size, bool)
+        cell = self.offsets[tt][slot_of[usable]] + pos[usable]
+        hit[usable] = (self.table[cell >> 3] >> (cell & 7).astype(np.uint8)) & 1 == 1
+        shared = np.bincount(slot_of[hit], minlength=len(cand.keys))
+        ks = np.minimum(self.ks[tt], cand.sizes)
+        order = np.argsort(np.where(met, tt, len(self.keys)), kind="stable")[: int(met.sum())]
+        common = tuple((int(n_q[j]), int(ks[j])) for j in order)
+        total = int(shared[order].sum())
+        kept = ks[order]
+        ratios = np.divide(shared[order], kept, out=np.zeros(kept.size), where=kept > 0)
+        p = _tail(total, common, alpha)
+        numbered_alike = _layers(cand.keys, own_ok) == self.layers
+        maybe_identical = set(cand.keys) == set(self.keys) and bool(
+            np.all(shared[order] == ks[order])
+        )
+        return Screen(
+            shared=total,
+            common=common,
+            p_value=p,
+            overlap=float(ratios.mean()) if ratios.size else 0.0,
+            must_compare=not numbered_alike or maybe_identical,
+            # a hair above alpha: float sums in another order must not reject what compare keeps
+            significant=bool(common) and p <= alpha * (1 + 1e-9),
+        )
