@@ -8,12 +8,11 @@ positions for every model, so shared positions survive together), the p-values u
 the sampled windows (approximate; the exact per-slot comparison of the edges the graph keeps is
 done by `detailed_pairs`).
 
-On the CPU the counts are made one slot at a time: the slot's entries sorted by (position,
-model) put each column's models side by side, and every model is paired with those after it in
-its column, into a dense band of counts (2 bytes a pair, `BAND_BYTES` at most, so memory stays
-bounded whatever the number of pairs). Only pairs that can matter leave the band: those at or
-above their block's critical count, cross-block pairs, and, up to `background_limit` models,
-every pair that shares a position (the unrelated background for reports).
+On the CPU the counts are made by `allpairs_counts.counts_cpu`: one slot at a time, into the
+upper triangle of 2-byte counts held in bands of bounded size, each band's rows split among
+threads while another sorts the next slot. Only pairs that can matter leave a band: those at or above their block's
+critical count, cross-block pairs, and, up to `background_limit` models, every pair that shares
+a position (the unrelated background for reports).
 """
 
 from __future__ import annotations
@@ -28,16 +27,11 @@ import scipy.sparse as sp
 from fingerprint import significance
 from fingerprint.comparison import PairResult, check_compatible, compare
 from fingerprint.device import resolve_device
-from fingerprint.hashing import splitmix64
 from fingerprint.signature import Signature
 from hub.records import ModelRecord
+from lineage.allpairs_counts import counts_cpu, slot_entries
 
 DEFAULT_ALPHA = 0.01
-# the pair counts of one band of models stay within this many bytes
-BAND_BYTES = 512 << 20
-# left models are paired this many bytes of counts at a time, so their rows stay in cache
-CACHE_BYTES = 4 << 20
-PAIRS_PER_STEP = 1 << 21
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,33 +59,11 @@ class PairStats:
         }
 
 
-def _slot_entries(
-    sigs: list[Signature], slot_ids: dict[str, int], rate: int
-) -> list[list[tuple[int, np.ndarray]]]:
-    """Per slot id, (model row, positions) of every model holding the slot, sampled at `rate`."""
-    per_slot: list[list[tuple[int, np.ndarray]]] = [[] for _ in slot_ids]
-    for r, sig in enumerate(sigs):
-        for s in sig.slots:
-            if s.positions.size < s.n:
-                sid = slot_ids[s.key]
-                per_slot[sid].append((r, _sample(sid, s.positions, rate)))
-    return per_slot
-
-
-def _sample(sid: int, positions: np.ndarray, rate: int) -> np.ndarray:
-    """The positions whose hash with the slot id falls in 1/rate of the space (all if rate 1)."""
-    if rate == 1:
-        return positions
-    pos = positions.astype(np.int64)
-    h = splitmix64((np.uint64(sid) << np.uint64(32)) | pos.astype(np.uint64))
-    return pos[h % np.uint64(rate) == 0]
-
-
 def _design(
     sigs: list[Signature], slot_ids: dict[str, int], width: int, sample_rate: int
 ) -> sp.csr_matrix:
     rows, cols = [], []
-    for sid, entries in enumerate(_slot_entries(sigs, slot_ids, sample_rate)):
+    for sid, entries in enumerate(slot_entries(sigs, slot_ids, sample_rate)):
         for r, pos in entries:
             cols.append(sid * width + pos.astype(np.int64))
             rows.append(np.full(pos.size, r, dtype=np.int64))
@@ -99,84 +71,6 @@ def _design(
     col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
     data = np.ones(row.size, dtype=np.float32)
     return sp.csr_matrix((data, (row, col)), shape=(len(sigs), len(slot_ids) * width))
-
-
-def _columns(rows: np.ndarray, pos: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """One slot's entries sorted by (position, model): each entry's model, and how many entries
-    follow it in its column (the models it shares that position with, later in model order)."""
-    code = pos.astype(np.int64) * n + rows  # unique: a model holds a position once
-    code.sort()
-    member = (code % n).astype(np.int32)
-    col = code // n
-    del code
-    start = np.flatnonzero(np.r_[True, col[1:] != col[:-1]]).astype(np.int32)
-    end = np.r_[start[1:], np.int32(col.size)]
-    later = np.repeat(end, end - start)
-    later -= np.arange(1, col.size + 1, dtype=np.int32)
-    return member, later
-
-
-def _add_pairs(
-    acc: np.ndarray, member: np.ndarray, later: np.ndarray, n: int, r0: int, r1: int
-) -> None:
-    """Add 1 to acc[(i - r0) * n + j] for every pair i < j sharing a column, r0 <= i < r1."""
-    left = np.flatnonzero((later > 0) & (member >= r0) & (member < r1)).astype(np.int32)
-    if left.size == 0:
-        return
-    rows_per_block = max(1, CACHE_BYTES // (n * acc.itemsize))
-    # by block of left models, so that their rows of counts stay in cache; position order within
-    block = (member[left] - r0) // rows_per_block  # small ints: a stable argsort is a radix sort
-    left = left[np.argsort(block.astype(np.min_scalar_type(block.max())), kind="stable")]
-    cnt = later[left]
-    before = np.cumsum(cnt, dtype=np.int64) - cnt  # pairs of the entries before each one
-    # PAIRS_PER_STEP pairs at a time bounds the temporaries, even where many models are copies
-    cuts = np.searchsorted(before, np.arange(0, before[-1] + cnt[-1], PAIRS_PER_STEP))
-    one = acc.dtype.type(1)
-    for a, b in zip(cuts.tolist(), [*cuts[1:].tolist(), left.size], strict=True):
-        ll, cc = left[a:b], cnt[a:b]
-        total = int(cc.sum())
-        if total == 0:
-            continue
-        # the partners of entry e are the entries e+1 .. e+cnt[e] of its column
-        first = np.cumsum(cc, dtype=np.int32) - cc
-        partner = np.repeat(ll + 1 - first, cc)
-        partner += np.arange(total, dtype=np.int32)
-        codes = np.repeat((member[ll] - r0) * n, cc)
-        codes += member[partner]
-        np.add.at(acc, codes, one)
-
-
-def _counts_cpu(
-    sigs: list[Signature], slot_ids: dict[str, int], rate: int, low: Callable
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, count) of the pairs i < j that share a column with count >= low(i_rows, j), in
-    (i, j) order; `low` gives the smallest count worth keeping for a band of rows."""
-    n = len(sigs)
-    per_slot = _slot_entries(sigs, slot_ids, rate)
-    most = max(sum(s.positions.size for s in g.slots) for g in sigs)  # no pair shares more
-    dtype = np.dtype(np.uint16 if most <= np.iinfo(np.uint16).max else np.uint32)
-    band = max(1, BAND_BYTES // (n * dtype.itemsize))
-    out_i, out_j, out_c = [], [], []
-    for r0 in range(0, n, band):
-        r1 = min(n, r0 + band)
-        acc = np.zeros((r1 - r0) * n, dtype)
-        for entries in per_slot:
-            if len(entries) < 2:
-                continue
-            rows = np.repeat([r for r, _ in entries], [pos.size for _, pos in entries])
-            member, later = _columns(rows, np.concatenate([pos for _, pos in entries]), n)
-            _add_pairs(acc, member, later, n, r0, r1)
-        counts = acc.reshape(r1 - r0, n)
-        for c0 in range(r0, r1, 256):  # a few rows at a time keeps the temporaries small
-            c1 = min(r1, c0 + 256)
-            part = counts[c0 - r0 : c1 - r0]
-            rows = np.arange(c0, c1)
-            keep = (part > 0) & (part >= low(rows)) & (np.arange(n)[None, :] > rows[:, None])
-            i, j = np.nonzero(keep)
-            out_i.append(i + c0)
-            out_j.append(j)
-            out_c.append(part[i, j].astype(np.int64))
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_c)
 
 
 def _cooccurrence_cuda_or_none(x: sp.csr_matrix) -> sp.coo_matrix | None:
@@ -232,6 +126,7 @@ def significant_pairs(
     exact_limit: int = 20_000,
     sample_rate: int = 32,
     background_limit: int = 1500,
+    workers: int | None = None,
 ) -> PairStats:
     """Every pair whose total bottom-k overlap is significant after Bonferroni correction.
 
@@ -243,6 +138,7 @@ def significant_pairs(
         sample_rate: keep 1 position in this many when sampling.
         background_limit: up to this many models (and exact counts), also return every
             non-significant pair that shares a position (`PairStats.background`).
+        workers: counting threads on the CPU (default: the CPUs this process may use).
     """
     ids = tuple(sorted(sigs))
     ordered = [sigs[i] for i in ids]
@@ -274,13 +170,12 @@ def significant_pairs(
     never = np.iinfo(np.int64).max
     crit_of = np.array([nulls[c][1] if c in nulls else never for c in range(len(arch_names))])
 
-    def low(band: np.ndarray) -> np.ndarray | int:
+    def low(i: np.ndarray, j: np.ndarray) -> np.ndarray | int:
         """The smallest count a pair needs to matter: its block's critical count (1 across
         blocks, whose nulls differ pair by pair; 1 for all when the background is kept)."""
         if background:
             return 1
-        same = arch[band][:, None] == arch[None, :]
-        return np.where(same, crit_of[arch[band]][:, None], 1)
+        return np.where(arch[i] == arch[j], crit_of[arch[i]], 1)
 
     counts = None
     if resolve_device(device) == "cuda":
@@ -288,7 +183,7 @@ def significant_pairs(
     if counts is not None:
         rows, cols, data = counts.row.astype(np.int64), counts.col.astype(np.int64), counts.data
     else:
-        rows, cols, data = _counts_cpu(ordered, slot_ids, rate, low)
+        rows, cols, data = counts_cpu(ordered, slot_ids, rate, low, workers=workers)
     same = arch[rows] == arch[cols]
 
     out_i, out_j, out_c, out_p, out_o = [], [], [], [], []

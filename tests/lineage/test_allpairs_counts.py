@@ -1,4 +1,5 @@
-"""All-pairs counts made slot by slot in bands: equal to the sparse product, whatever the bands."""
+"""All-pairs counts made slot by slot in bands of the upper triangle: equal to the sparse product,
+whatever the bands, blocks, steps and threads."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import scipy.sparse as sp
 import torch
 
 from fingerprint.signature import Signature
-from lineage import allpairs
-from lineage.allpairs import _counts_cpu, _design, significant_pairs
+from lineage import allpairs_counts
+from lineage.allpairs import _design, significant_pairs
+from lineage.allpairs_counts import counts_cpu
 from lineage.lab.synthetic import synthetic_signatures
 
 
@@ -35,25 +37,44 @@ def _reference(sigs: dict[str, Signature]) -> sp.csr_matrix:
 
 
 @pytest.mark.parametrize(
-    "band_bytes,cache_bytes,step", [(512 << 20, 4 << 20, 1 << 21), (3000, 700, 97)]
+    "band_bytes,cache_bytes,step,select,workers",
+    [(512 << 20, 4 << 20, 1 << 21, 1 << 22, 1), (3000, 700, 97, 333, 3)],
 )
 def test_counts_equal_the_sparse_product_whatever_the_bands(
-    monkeypatch, band_bytes, cache_bytes, step
+    monkeypatch, band_bytes, cache_bytes, step, select, workers
 ):
-    # tiny bands, cache blocks and steps force many of each
-    monkeypatch.setattr(allpairs, "BAND_BYTES", band_bytes)
-    monkeypatch.setattr(allpairs, "CACHE_BYTES", cache_bytes)
-    monkeypatch.setattr(allpairs, "PAIRS_PER_STEP", step)
+    # tiny bands, cache blocks, steps and selections force many of each; three threads split
+    # every band's rows
+    monkeypatch.setattr(allpairs_counts, "BAND_BYTES", band_bytes)
+    monkeypatch.setattr(allpairs_counts, "CACHE_BYTES", cache_bytes)
+    monkeypatch.setattr(allpairs_counts, "PAIRS_PER_STEP", step)
+    monkeypatch.setattr(allpairs_counts, "SELECT_COUNTS", select)
     sigs = _mixed(150, seed=3)
     ordered = [sigs[k] for k in sorted(sigs)]
     slot_ids = {k: i for i, k in enumerate(sorted({s.key for g in ordered for s in g.slots}))}
-    i, j, c = _counts_cpu(ordered, slot_ids, 1, lambda band: 1)
+    i, j, c = counts_cpu(ordered, slot_ids, 1, lambda i, j: 1, workers=workers)
     ours = sp.coo_matrix((c, (i, j)), shape=(len(ordered),) * 2).tocsr()
     reference = _reference(sigs)
     assert ours.nnz == reference.nnz > 0
     assert (ours != reference).nnz == 0
     # pairs come out in (i, j) order, as the selection downstream expects
     assert np.all(np.diff(i * len(ordered) + j) > 0)
+
+
+def test_only_pairs_at_or_above_their_low_count_leave_a_band(monkeypatch):
+    monkeypatch.setattr(allpairs_counts, "BAND_BYTES", 5000)
+    sigs = _mixed(120, seed=8)
+    ordered = [sigs[k] for k in sorted(sigs)]
+    slot_ids = {k: i for i, k in enumerate(sorted({s.key for g in ordered for s in g.slots}))}
+    reference = _reference(sigs).tocoo()
+    # a threshold that differs pair by pair: odd i need 40 shared positions, even i need 3
+    i, j, c = counts_cpu(ordered, slot_ids, 1, lambda i, j: np.where(i % 2 == 1, 40, 3))
+    want = (reference.data >= np.where(reference.row % 2 == 1, 40, 3)) & (reference.data > 0)
+    order = np.lexsort((reference.col[want], reference.row[want]))
+    assert 0 < i.size < reference.nnz
+    assert np.array_equal(i, reference.row[want][order])
+    assert np.array_equal(j, reference.col[want][order])
+    assert np.array_equal(c, reference.data[want][order])
 
 
 def test_significant_and_background_pairs_carry_exact_counts_and_cover_every_shared_pair():
@@ -92,3 +113,20 @@ def test_gpu_and_cpu_find_the_same_pairs():
     for field in ("i", "j", "shared", "overlap", "p_value"):
         assert np.array_equal(getattr(cpu, field), getattr(gpu, field))
     assert all(np.array_equal(a, b) for a, b in zip(cpu.background, gpu.background, strict=True))
+
+
+def test_same_pairs_and_totals_as_the_product_at_every_alpha_with_and_without_threads():
+    # significant pairs (same family and otherwise) decided on exact totals: the selection made
+    # inside the bands equals thresholding the full sparse product
+    sigs = _mixed(300, seed=9)
+    reference = _reference(sigs)
+    for alpha in (0.01, 1e-6):
+        one = significant_pairs(sigs, alpha=alpha, device="cpu", background_limit=0, workers=1)
+        two = significant_pairs(sigs, alpha=alpha, device="cpu", background_limit=0, workers=2)
+        assert one.i.size > 0
+        for field in ("i", "j", "shared", "overlap", "p_value"):
+            assert np.array_equal(getattr(one, field), getattr(two, field))
+        assert all(
+            reference[i, j] == c
+            for i, j, c in zip(one.i.tolist(), one.j.tolist(), one.shared.tolist(), strict=True)
+        )
