@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from fingerprint import significance
 from fingerprint.records import Signature, SlotSignature
-from fingerprint.structure import slot_counts
+from fingerprint.slot_counts import slot_counts
 
 # The first numbered block in a slot key: `layers.3.` -> template `layers.*.`, layer 3.
 _LAYER = re.compile(r"(^|\.)(\d+)\.")

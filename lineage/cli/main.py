@@ -40,6 +40,24 @@ def _version() -> str:
         return "lineage (not installed)"
 
 
+class _Version(argparse.Action):
+    """`--version`, looked up only when asked: reading the package metadata costs tens of
+    milliseconds, which every other command would pay at parser build time."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings,
+            dest=argparse.SUPPRESS,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(_version())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `lineage` parser: one subcommand per row of COMMANDS, in table order."""
     parser = CommandParser(
@@ -48,14 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     parser.add_argument("--db", default=None, help=DB_HELP)
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_Version)
     parser.add_argument(
         "--threads",
         type=_positive,
         default=None,
         metavar="N",
-        help="torch threads per fingerprint worker (default: $LINEAGE_THREADS or 1; more "
-        "threads per worker are slower on a busy machine)",
+        help="torch threads per fingerprint worker where torch runs the kernels (a GPU; "
+        "default: $LINEAGE_THREADS or 1); on the CPU the kernels are numpy on one thread",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:

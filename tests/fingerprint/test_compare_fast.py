@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fingerprint import structure
+from fingerprint import slot_counts as batched
 from fingerprint.alignment import match_slots
 from fingerprint.comparison import (
     PairResult,
@@ -19,7 +19,8 @@ from fingerprint.comparison import (
     summarize,
 )
 from fingerprint.signature import Signature, SignatureParams, SlotSignature
-from fingerprint.structure import shared_and_population, slot_counts
+from fingerprint.slot_counts import slot_counts
+from fingerprint.structure import shared_and_population
 from lineage.lab.synthetic import synthetic_signatures
 
 
@@ -98,7 +99,7 @@ def test_slot_counts_are_the_slot_by_slot_counts(same_k):
         assert slot_counts(pairs, layouts=layouts) == (shared, population)
         assert slot_counts(pairs, layouts=layouts) == (shared, population)  # cached
         assert slot_counts(pairs, layouts=layouts[::-1]) == (shared, population)  # not these
-        laid_out += all(structure._prepared(side) is not None for side in layouts)
+        laid_out += all(batched._prepared(side) is not None for side in layouts)
         patterned += sum(p < sa.n for p, (sa, _) in zip(population, pairs, strict=True))
     assert patterned > 10  # the row pattern's population was tested, not only n
     assert laid_out > 10 or not same_k  # and the cached layouts' path

@@ -1,7 +1,13 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 from scipy.stats import hypergeom
 
 from fingerprint import significance
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_combined_null_matches_simulation():
@@ -66,3 +72,82 @@ def test_slot_tail_is_scipy_survival_function_for_every_count():
             want = float(hypergeom.sf(shared - 1, n, k, k))
             got = significance.slot_tail(shared, n, k)
             assert got == want or abs(got - want) <= 1e-12 * abs(want), (n, k, shared)
+
+
+# (population, k) where the shortcut past scipy.stats must give scipy.stats' floats: the zoo's
+# windows (700 to 2^18 positions, k of 7, 256 and 512) and the support's edges (2k - n > 0, k = n,
+# k of 0 and 1).
+_GRID = [
+    (n, k)
+    for n in sorted({*np.geomspace(700, 1 << 18, 16).astype(int).tolist(), 700, 1 << 18})
+    for k in (0, 1, 7, 256, 512)
+] + [(n, k) for k in (7, 256, 512) for n in (k, k + 1, 2 * k - 1, 2 * k, 2 * k + 1)]
+# a left tail below TINY for a whole block before the mode (the pmf is cut only past it)
+_GRID += [(4096, 2048), (4500, 2048)]
+
+
+def _scipy_pmf(n: int, k: int) -> np.ndarray:
+    pmf = hypergeom.pmf(np.arange(0, k + 1), n, k, k)
+    nz = np.nonzero(pmf > significance.TINY)[0]
+    return pmf[: nz[-1] + 1] if nz.size else pmf[:1]
+
+
+def _same_floats(got: np.ndarray, want: np.ndarray) -> bool:
+    return got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
+def test_every_slot_value_is_scipy_stats_hypergeom_to_the_bit():
+    # uncached calls: what the shortcut computes now, not what an earlier test left in the cache
+    assert significance._ufuncs() is not None  # this scipy has the ufuncs: the shortcut runs
+    for n, k in _GRID:
+        assert _same_floats(significance.slot_pmf.__wrapped__(n, k), _scipy_pmf(n, k)), (n, k)
+        significance._tail.cache_clear()
+        tails = np.array([significance.slot_tail(shared, n, k) for shared in range(k + 2)])
+        assert _same_floats(tails, hypergeom.sf(np.arange(-1, k + 1), n, k, k)), (n, k)
+
+
+def _p_values() -> list[float]:
+    """Every p-value the grid gives, uncached: slot tails, pair totals and critical totals."""
+    for cache in (significance.slot_pmf, significance._tail, significance._null_of):
+        cache.cache_clear()
+    out = []
+    for n, k in _GRID:
+        out += [significance.slot_tail(s, n, k) for s in range(-1, k + 2)]
+        for slots in ([(n, k)] * 3, [(n, k), (2 * n, k)]):
+            out += [significance.combined_tail(s, slots) for s in range(0, 2 * k + 2, 3)]
+            out.append(float(significance.critical_total(slots, 1e-4)))
+    return out
+
+
+def test_every_p_value_is_the_scipy_stats_one_where_the_ufuncs_cannot_be_imported(monkeypatch):
+    shortcut = _p_values()
+    monkeypatch.setitem(sys.modules, "scipy.special._ufuncs", None)  # the import now fails
+    significance._ufuncs.cache_clear()
+    try:
+        assert significance._ufuncs() is None
+        scipy_stats = _p_values()  # every value from scipy.stats.hypergeom
+    finally:
+        monkeypatch.undo()
+        for cache in (significance._ufuncs, significance.slot_pmf, significance._tail):
+            cache.cache_clear()  # no value of the scipy.stats path stays behind
+        significance._null_of.cache_clear()
+    assert significance._ufuncs() is not None
+    assert np.array(shortcut).tobytes() == np.array(scipy_stats).tobytes()
+
+
+def test_comparing_signatures_does_not_import_scipy_stats():
+    # `import scipy.stats` costs seconds per process: a `lineage compare` must not pay it
+    code = (
+        "import sys\n"
+        "from fingerprint.comparison import compare\n"
+        "from fingerprint.records import SignatureParams\n"
+        "from lineage.lab.synthetic import synthetic_signatures\n"
+        "sigs, _ = synthetic_signatures(6, 2, params=SignatureParams(k=32, window=4096), slots=6)\n"
+        "ids = sorted(sigs)\n"
+        "p = [compare(sigs[a], sigs[b]).p_value for a in ids for b in ids if a < b]\n"
+        "assert min(p) < 1e-4 < max(p), p\n"
+        "assert 'scipy.special' in sys.modules\n"
+        "assert 'scipy.stats' not in sys.modules, 'scipy.stats was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
