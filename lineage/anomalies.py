@@ -20,6 +20,7 @@ from lineage.records import Anomaly, Edge, LineageGraph, Node, Relative
 if TYPE_CHECKING:  # kept light: the CLI reads RULES for its help without numpy or torch
     from fingerprint.comparison import PairResult
     from hub.records import ModelRecord
+    from lineage.adapter_links import AdapterFinding
 
 FEW_DOWNLOADS = 10  # seed pattern 1: < 10 downloads and a near-copy of an older model
 MANY_DOWNLOADS = 100  # seed pattern 2: > 100 downloads and overlap < 0.1 with the declared base
@@ -57,6 +58,8 @@ class Subject:
     best: Edge | None  # the recovered parent edge of highest overlap
     identical: bool  # every parent edge a byte-identical copy (equal bytes and shapes)
     pairs: Pairs
+    # what its own files said of an adapter-only repo and its declared base (`adapter_links`)
+    adapter: tuple[AdapterFinding, ...] = ()
 
     @property
     def id(self) -> str:
@@ -166,6 +169,10 @@ def _undeclared_merge(s: Subject) -> list[Finding]:
 def _declared_base_mismatch(s: Subject) -> list[Finding]:
     if not s.known or set(s.known) == s.parents or _merge_leaves_out(s):
         return []
+    if not s.parents and s.record.extra.get("adapter"):
+        # an adapter-only repo's factors share no weight with any base, so finding no parent
+        # says nothing: its declared base is checked on its own files (the adapter_* rules)
+        return []
     if s.parents <= set(s.known) and all(d in s.parents or _cousin(s.pair(d)) for d in s.known):
         # a student that declares the teacher whose embeddings it took: partial, not false
         return []
@@ -178,6 +185,20 @@ def _declared_base_mismatch(s: Subject) -> list[Finding]:
         evid.append("no parent found among the models compared")
     score = 1.0 if s.foreign else 0.6
     return [Finding(score, "; ".join(evid), tuple(sorted(s.parents)) + s.known)]
+
+
+def _adapter_rule(kind: str) -> Callable[[Subject], list[Finding]]:
+    """The findings of `kind` that `lineage.adapter_links` made from the adapter's own files
+    (score 1: the shapes or the comparison say it outright)."""
+
+    def find(s: Subject) -> list[Finding]:
+        return [
+            Finding(1.0, f.evidence, (f.declared,) if f.declared else ())
+            for f in s.adapter
+            if f.kind == kind
+        ]
+
+    return find
 
 
 def _relatives(s: Subject, related: Sequence[str]) -> tuple[Relative, ...]:
@@ -284,6 +305,22 @@ RULES: tuple[AnomalyRule, ...] = (
         find=_undeclared_merge,
         order=3,
     ),
+    AnomalyRule(
+        kind="adapter_base_mismatch",
+        label="adapter base?",
+        help="an adapter's LoRA updates do not fit the shapes of the base it declares",
+        severity=_fixed("high"),
+        find=_adapter_rule("adapter_base_mismatch"),
+        order=6,
+    ),
+    AnomalyRule(
+        kind="adapter_not_an_update",
+        label="not an update",
+        help="an adapter's update applied to its declared base's windows leaves them unrelated",
+        severity=_fixed("medium"),
+        find=_adapter_rule("adapter_not_an_update"),
+        order=7,
+    ),
 )
 ANOMALY_KINDS: tuple[str, ...] = tuple(r.kind for r in RULES)
 _REPORTED = tuple(sorted(RULES, key=lambda r: r.order))
@@ -299,7 +336,10 @@ def _byte_identical(e: Edge, pairs: Pairs) -> bool:
 
 
 def _subjects(
-    graph: LineageGraph, records: Mapping[str, ModelRecord], pairs: Pairs
+    graph: LineageGraph,
+    records: Mapping[str, ModelRecord],
+    pairs: Pairs,
+    adapter: Mapping[str, Sequence[AdapterFinding]],
 ) -> Iterable[Subject]:
     family = {n.id: n.family for n in graph.nodes}
     into: dict[str, list[Edge]] = {}
@@ -318,6 +358,7 @@ def _subjects(
             best=max(main, key=lambda e: e.overlap) if main else None,
             identical=bool(main) and all(_byte_identical(e, pairs) for e in main),
             pairs=pairs,
+            adapter=tuple(adapter.get(n.id, ())),
         )
 
 
@@ -326,6 +367,7 @@ def find_anomalies(
     records: Mapping[str, ModelRecord],
     pairs: Sequence[PairResult],
     declared: Mapping[tuple[str, str], PairResult],
+    adapter_findings: Sequence[AdapterFinding] = (),
 ) -> list[Anomaly]:
     """Compare each model's declared bases with its recovered parents and flag the rest.
 
@@ -335,13 +377,17 @@ def find_anomalies(
         pairs: the per-slot comparisons the graph was built from.
         declared: (base, model) comparisons of declared bases that `pairs` lacks
             (`allpairs.declared_pairs`).
+        adapter_findings: what `lineage.adapter_links` found on adapter-only repos' files.
 
     Returns:
         The anomalies, model by model in the graph's node order, each model's in rule `order`.
     """
     out: list[Anomaly] = []
     detailed = {frozenset((p.a, p.b)): p for p in pairs}
-    for s in _subjects(graph, records, Pairs(detailed, declared)):
+    by_adapter: dict[str, list[AdapterFinding]] = {}
+    for found in adapter_findings:
+        by_adapter.setdefault(found.adapter, []).append(found)
+    for s in _subjects(graph, records, Pairs(detailed, declared), by_adapter):
         for rule in _REPORTED:
             for f in rule.find(s):
                 out.append(

@@ -16,24 +16,36 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from lineage.errors import LineageError
 from lineage.records import Anomaly, Edge, LineageGraph, Node
 from lineage.store import Store
 
 if TYPE_CHECKING:  # reading a stored graph imports none of these (nor torch, scipy, networkx)
+    from collections.abc import Mapping
+
     from fingerprint.comparison import PairResult
+    from fingerprint.signature import Signature
     from hub.records import ModelRecord
+    from hub.tensor_index import TensorIndex
+    from lineage.adapter_links import AdapterLinks
     from lineage.graph import GraphParams
 
 
 # The modules whose code decides a graph: a change to any of them rebuilds stored graphs.
 _GRAPH_CODE = (
     "fingerprint.comparison",
+    "fingerprint.comparison_records",
+    "fingerprint.comparison_shapes",
+    "fingerprint.comparison_slots",
+    "fingerprint.verdict",
     "fingerprint.structure",
+    "fingerprint.slot_counts",
     "fingerprint.alignment",
     "fingerprint.significance",
+    "lineage.adapter_graph",
+    "lineage.adapter_links",
     "lineage.allpairs",
     "lineage.anomalies",
     "lineage.build",
@@ -127,12 +139,35 @@ def build_lineage(
     stats = significant_pairs(sigs, alpha=params.alpha, device=device)
     counter = {"compared": 0}
     pairs = cached_pairs(store, records, sigs, stats, counter, top=detail_top(stats, params))
-    graph = recover_with_anomalies(records, sigs, stats, pairs, params=params)
+    adapters = _adapter_links(records, sigs)
+    graph = recover_with_anomalies(records, sigs, stats, pairs, params=params, adapters=adapters)
     graph.params["pairs_compared"] = counter["compared"]
     graph.params["reused"] = False
     if not store.read_only:  # a reader's store (`mode=ro`) is never written: rebuilt next time
         store.put_graph(key, json.dumps(graph.to_dict()))
     return graph
+
+
+def _adapter_links(
+    records: Mapping[str, ModelRecord], sigs: Mapping[str, Signature]
+) -> AdapterLinks:
+    """The store's adapter-only repos checked against their declared bases from their own
+    files (`lineage.adapter_links`), where both lie on this machine: a graph build never goes
+    to the network, so an adapter or base read from the Hub is left unchecked (recorded)."""
+    from lineage.adapter_links import adapter_links
+    from lineage.pipeline import open_source
+
+    def open_here(record: ModelRecord) -> TensorIndex:
+        if record.source in ("local", "cache") and record.path:
+            # a folder or the HF cache: open_source gives hub.local's TensorIndex
+            return cast("TensorIndex", open_source(record))
+        raise LineageError(
+            f"{record.id} was read from the Hub: an adapter is checked against its base only "
+            "from local files (`lineage add` downloaded copies of both)"
+        )
+
+    params = next(iter(sigs.values())).params
+    return adapter_links(records, open_here, params=params)
 
 
 @dataclass(frozen=True, slots=True)

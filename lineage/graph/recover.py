@@ -9,6 +9,7 @@ with `allpairs.detailed_pairs` in place of the cache.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from fingerprint.comparison import PairResult
 from fingerprint.signature import Signature
@@ -30,6 +31,9 @@ from lineage.graph.orient import edge_directions
 from lineage.graph.params import GraphParams, detail_top
 from lineage.graph.relations import edge_relations
 from lineage.records import LineageGraph
+
+if TYPE_CHECKING:
+    from lineage.adapter_links import AdapterLinks
 
 
 def recover(
@@ -93,10 +97,20 @@ def recover_with_anomalies(
     pairs: Sequence[PairResult],
     *,
     params: GraphParams,
+    adapters: AdapterLinks | None = None,
 ) -> LineageGraph:
     """`recover`, then the anomaly rules, with the declared bases' pairs the detailed ones lack
     compared once (not stored: they are not candidates). What follows the comparisons, for
-    `build_graph` and for `lineage.build.build_lineage` alike."""
+    `build_graph` and for `lineage.build.build_lineage` alike.
+
+    `adapters` (`lineage.adapter_links.adapter_links`, read from the adapters' own files): each
+    linked adapter placed under its base before the rules run, and the adapter findings that
+    accuse given to the rules."""
     graph = recover(records, sigs, stats, pairs, params=params)
+    if adapters is not None:
+        from lineage.adapter_graph import with_adapter_links
+
+        graph = with_adapter_links(graph, records, adapters, params.confidence)
     declared = declared_pairs(records, sigs, pairs)
-    return with_anomalies(graph, find_anomalies(graph, records, pairs, declared))
+    findings = adapters.findings if adapters is not None else ()
+    return with_anomalies(graph, find_anomalies(graph, records, pairs, declared, findings))

@@ -8,6 +8,7 @@ import pytest
 import lineage.records
 from fingerprint.comparison import PairResult
 from hub.records import DeclaredBase, ModelRecord
+from lineage.adapter_links import AdapterFinding
 from lineage.anomalies import ANOMALY_KINDS, RULES, find_anomalies
 from lineage.lab import evaluation
 from lineage.present import plots_tree
@@ -38,11 +39,13 @@ def _world(
     extra: dict[str, float] | None = None,
     declared_pairs: dict[tuple[str, str], float] | None = None,
     verdict: str = "derived",
+    adapter: str | None = None,
 ) -> list[Anomaly]:
     """Anomalies of model "m" with recovered `parents` (edges at `overlap`), its card declaring
     `declared`. Roots "base", "base2" (family "base") and "other" (family "other") exist;
     `extra` adds detailed pairs (other id -> overlap with m), `declared_pairs` the declared
-    (base, m) comparisons handed to the rules; `verdict` is the parents' pairs' verdict."""
+    (base, m) comparisons handed to the rules; `verdict` is the parents' pairs' verdict;
+    `adapter` makes m an adapter-only repo with that finding of `lineage.adapter_links`."""
     roots = {"base": "base", "base2": "base", "other": "other"}
     nodes = [Node(r, fam, None, (), None, 1.0, 1000, None, ()) for r, fam in roots.items()]
     rel = "merge" if len(parents) == 2 else relation
@@ -64,11 +67,15 @@ def _world(
     pairs += [_pair(o, "m", v) for o, v in (extra or {}).items()]
     records = {n.id: ModelRecord(n.id, downloads=n.downloads) for n in nodes}
     records["m"] = ModelRecord(
-        "m", downloads=downloads, declared_bases=tuple(DeclaredBase(d) for d in declared)
+        "m",
+        downloads=downloads,
+        declared_bases=tuple(DeclaredBase(d) for d in declared),
+        extra={"adapter": True} if adapter else {},
     )
     graph = LineageGraph(tuple(nodes), tuple(edges), ())
     given = {k: _pair(*k, v) for k, v in (declared_pairs or {}).items()}
-    return find_anomalies(graph, records, pairs, given)
+    findings = [AdapterFinding("m", adapter, declared[0] if declared else None, "its files say")]
+    return find_anomalies(graph, records, pairs, given, findings if adapter else ())
 
 
 def _kinds(found: list[Anomaly]) -> list[str]:
@@ -116,11 +123,28 @@ CASES = {
         {"declared": ("other",), "downloads": 101, "extra": {"other": 0.05}},
         {"declared": ("other",), "downloads": 100, "extra": {"other": 0.05}},
     ),
+    # an adapter-only repo's own files: only the accusing findings are anomalies
+    "adapter_base_mismatch": (
+        {"parents": (), "declared": ("base",), "adapter": "adapter_base_mismatch"},
+        {"parents": (), "declared": ("base",), "adapter": "adapter_unread"},
+    ),
+    "adapter_not_an_update": (
+        {"parents": (), "declared": ("base",), "adapter": "adapter_not_an_update"},
+        {"parents": (), "declared": ("base",), "adapter": "adapter_base_missing"},
+    ),
 }
 
 
 def test_every_rule_has_a_case():
     assert set(CASES) == set(ANOMALY_KINDS)
+
+
+def test_an_adapter_left_a_root_is_not_a_base_mismatch():
+    """Finding no parent for a model that declares a base is a mismatch, unless the model is an
+    adapter-only repo, whose factors share no weight with any base."""
+    world = {"parents": (), "declared": ("base",), "extra": {"base": 0.1}}
+    assert "declared_base_mismatch" in _kinds(_world(**world))
+    assert "declared_base_mismatch" not in _kinds(_world(**world, adapter="adapter_unread"))
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))
