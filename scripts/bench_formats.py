@@ -90,36 +90,6 @@ def _weights(folder: Path) -> int:
     )
 
 
-class _Budgeted:
-    """`model` with only the slots its read budget keeps listed as decodable: what
-    `compute_signature` does once it asks the source (`limit_slots`); a no-op where the plan
-    fits, and after that hook (the kept slots fit)."""
-
-    def __init__(self, model, params):
-        from fingerprint.plan import plan_slots
-
-        slots, _ = plan_slots(
-            model.tensor_infos(),
-            max_slots=params.max_slots,
-            window=params.window,
-            min_elements=params.min_elements,
-        )
-        kept, self.skipped = model.limit_slots(slots, params)
-        self.kept = {s.tensor for s in kept}
-        self.model, self.model_id = model, model.model_id
-
-    def tensor_infos(self):
-        from dataclasses import replace
-
-        return [
-            replace(i, decodable=i.decodable and i.name in self.kept)
-            for i in self.model.tensor_infos()
-        ]
-
-    def read_window(self, name: str, n: int):
-        return self.model.read_window(name, n)
-
-
 def measure(folder: Path, mid: str, parent_sig=None) -> dict:
     from fingerprint.comparison import compare
     from fingerprint.signature import SignatureParams, compute_signature
@@ -132,12 +102,13 @@ def measure(folder: Path, mid: str, parent_sig=None) -> dict:
         if gap is not None:
             model.read_gap = gap
         start = model.bytes_read
-        view = _Budgeted(model, params)
-        sig = compute_signature(view, params=params, device="cpu")
+        # compute_signature asks the source's limit_slots: the slots over the read budget are
+        # among sig.skipped with that reason
+        sig = compute_signature(model, params=params, device="cpu")
         row[key] = model.bytes_read if key == "local" else model.bytes_read - start
         row[key + "_requests"] = model.reads
         row[key + "_slots"] = len(sig.slots)
-        row[key + "_left_out"] = len(view.skipped)
+        row[key + "_left_out"] = sum("over the read budget" in r for _, r in sig.skipped)
         row["header"] = start
         row["asked"], row["sig"] = sig.bytes_read, sig
         row["method"] = model.record.extra.get("quantization", "")
