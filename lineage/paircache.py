@@ -210,7 +210,7 @@ def _stored(
 def _by_family(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """`pairs` grouped by connected component (a family, mostly), then sorted: a model's
     comparisons come while the models it meets are still in the comparison's cache
-    (`fingerprint.structure`), whatever order the ids are in. The results do not depend on it."""
+    (`fingerprint.slot_counts`), whatever order the ids are in. The results do not depend on it."""
     root: dict[str, str] = {}
 
     def find(x: str) -> str:

@@ -149,27 +149,66 @@ def _layers(keys: tuple[str, ...], eligible: np.ndarray) -> frozenset[int]:
     )
 
 
-def _tail(total: int, common: tuple[tuple[int, int], ...], alpha: float) -> float:
-    """The exact tail of `total` over `common`, or 1.0 when a bound shows it is above alpha.
-
-    The bound: every slot's k lowered to the smallest k among them (a stochastically smaller
-    null, so a critical total no larger; one is taken off for float sums in another order).
-    Real signatures keep exactly k positions in every slot they compare, so the lowered null is
-    the one null of their architecture, convolved once; the exact tail of a candidate with
-    other ks would be a convolution of its own.
-    """
+def _critical(common: tuple[tuple[int, int], ...], alpha: float) -> int:
+    """The critical total of the bound of `_screen`: every slot's k lowered to the smallest k
+    among them (a stochastically smaller null, so a critical total no larger). Real signatures
+    keep exactly k positions in every slot they compare, so the lowered null is the one null of
+    their architecture, convolved once; the exact tail of a candidate with other ks would be a
+    convolution of its own."""
     if not common:
-        return 1.0
+        return 0
     low = min(k for _, k in common)
-    if total < significance.critical_total(tuple((n, low) for n, _ in common), alpha) - 1:
-        return 1.0
-    return significance.combined_tail(total, common)
+    return significance.critical_total(tuple((n, low) for n, _ in common), alpha)
+
+
+def _screen(shape: _Shape, shared: np.ndarray, alpha: float) -> Screen:
+    """The screen of a candidate of `shape` sharing `shared` positions in each met slot."""
+    total = int(shared.sum())
+    # the exact tail, or 1.0 when the bound shows it is above alpha (one is taken off the
+    # critical total for float sums in another order)
+    if not shape.common or total < shape.critical - 1:
+        p = 1.0
+    else:
+        p = significance.combined_tail(total, shape.common)
+    kept = shape.kept
+    ratios = np.divide(shared, kept, out=np.zeros(kept.size), where=kept > 0)
+    maybe_identical = shape.same_keys and bool(np.all(shared == kept))
+    return Screen(
+        shared=total,
+        common=shape.common,
+        p_value=p,
+        overlap=float(ratios.mean()) if ratios.size else 0.0,
+        must_compare=not shape.numbered_alike or maybe_identical,
+        # a hair above alpha: float sums in another order must not reject what compare keeps
+        significant=bool(shape.common) and p <= alpha * (1 + 1e-9),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a candidate's screen needs of its slot keys, window sizes and sizes alone (most
+    candidates of a query share one: the same architecture, k positions a slot), made once."""
+
+    slot_of: np.ndarray  # slot of each stored position
+    cell_base: np.ndarray  # bit offset in the query's table of each position's slot (usable: >= 0)
+    limit: np.ndarray  # window n of each position's slot in the query (0: not met)
+    order: np.ndarray  # the met slots, in the query's slot order
+    common: tuple[tuple[int, int], ...]
+    kept: np.ndarray  # k of each met slot (in `order`)
+    critical: int  # the bound's critical total (`_critical`) at `alpha`
+    alpha: float
+    numbered_alike: bool
+    same_keys: bool
 
 
 class QueryMask:
     """A query signature's positions as one boolean table over all its eligible windows.
 
     Looking a candidate's positions up in it counts what the two share in every slot at once.
+    What a candidate's slot layout alone decides (which slots `compare` meets, their nulls'
+    critical total, whether layers are numbered alike) is worked out once per layout and kept
+    (`_Shape`): a query's candidates are mostly of its own architecture, and that Python-level
+    work cost more than counting the positions.
     """
 
     def __init__(self, sig: Signature):
@@ -181,6 +220,7 @@ class QueryMask:
         self.slot = {key: t for t, key in enumerate(self.keys)}
         self.inside = np.array([split_key(k) is not None for k in self.keys], bool)
         self.layers = _layers(self.keys, self.eligible)
+        self._shapes: dict[tuple[tuple[str, ...], bytes, bytes], _Shape] = {}
         # one bit a window element (2 MiB for 64 windows of 2^18): a candidate's lookups stay
         # in cache, where a byte a element (16 MiB) made them cost more than the rest together
         cells = int(np.where(self.eligible, self.ns, 0).sum())
@@ -194,8 +234,11 @@ class QueryMask:
             every = np.concatenate(at)
             np.bitwise_or.at(self.table, every >> 3, (1 << (every & 7)).astype(np.uint8))
 
-    def screen(self, cand: StoredPositions, alpha: float) -> Screen:
-        """The pre-check of one candidate at significance level `alpha`."""
+    def _shape(self, cand: StoredPositions, alpha: float) -> _Shape:
+        key = (cand.keys, cand.ns.tobytes(), cand.sizes.tobytes())
+        shape = self._shapes.get(key)
+        if shape is not None and shape.alpha == alpha:
+            return shape
         t = np.array([self.slot.get(k, -1) for k in cand.keys], np.int64)
         known = t >= 0
         tt = np.where(known, t, 0)
@@ -205,29 +248,32 @@ class QueryMask:
         met = known & self.eligible[tt] & (own_ok | ~self.inside[tt])
         n_q = self.ns[tt]
         slot_of = np.repeat(np.arange(len(cand.keys)), cand.sizes)
-        pos = cand.positions.astype(np.int64)
-        usable = met[slot_of] & (pos < n_q[slot_of])
-        hit = np.zeros(pos.size, bool)
-        cell = self.offsets[tt][slot_of[usable]] + pos[usable]
-        hit[usable] = (self.table[cell >> 3] >> (cell & 7).astype(np.uint8)) & 1 == 1
-        shared = np.bincount(slot_of[hit], minlength=len(cand.keys))
         ks = np.minimum(self.ks[tt], cand.sizes)
         order = np.argsort(np.where(met, tt, len(self.keys)), kind="stable")[: int(met.sum())]
         common = tuple((int(n_q[j]), int(ks[j])) for j in order)
-        total = int(shared[order].sum())
-        kept = ks[order]
-        ratios = np.divide(shared[order], kept, out=np.zeros(kept.size), where=kept > 0)
-        p = _tail(total, common, alpha)
-        numbered_alike = _layers(cand.keys, own_ok) == self.layers
-        maybe_identical = set(cand.keys) == set(self.keys) and bool(
-            np.all(shared[order] == ks[order])
-        )
-        return Screen(
-            shared=total,
+        shape = _Shape(
+            slot_of=slot_of,
+            cell_base=np.where(met, self.offsets[tt], -1)[slot_of],
+            limit=np.where(met, n_q, 0)[slot_of],
+            order=order,
             common=common,
-            p_value=p,
-            overlap=float(ratios.mean()) if ratios.size else 0.0,
-            must_compare=not numbered_alike or maybe_identical,
-            # a hair above alpha: float sums in another order must not reject what compare keeps
-            significant=bool(common) and p <= alpha * (1 + 1e-9),
+            kept=ks[order],
+            critical=_critical(common, alpha),
+            alpha=alpha,
+            numbered_alike=_layers(cand.keys, own_ok) == self.layers,
+            same_keys=set(cand.keys) == set(self.keys),
         )
+        if len(self._shapes) < 64:  # a few architectures a query; more are made each time
+            self._shapes[key] = shape
+        return shape
+
+    def screen(self, cand: StoredPositions, alpha: float) -> Screen:
+        """The pre-check of one candidate at significance level `alpha`."""
+        shape = self._shape(cand, alpha)
+        pos = cand.positions.astype(np.int64)
+        usable = pos < shape.limit
+        cell = shape.cell_base[usable] + pos[usable]
+        hit = np.zeros(pos.size, bool)
+        hit[usable] = (self.table[cell >> 3] >> (cell & 7).astype(np.uint8)) & 1 == 1
+        shared = np.bincount(shape.slot_of[hit], minlength=len(cand.keys))[shape.order]
+        return _screen(shape, shared, alpha)

@@ -195,3 +195,15 @@ def test_an_in_memory_store_gets_a_temporary_index(family):
         assert len(matcher) == 3 and folder.exists()
         matcher.close()
         assert not folder.exists()
+
+
+def test_screen_of_a_shared_query_mask_equals_a_fresh_one(family):
+    # the mask keeps what a candidate's slot layout decides (`_Shape`) for the next candidate
+    # of that layout: screens through one mask equal those of a new mask each time, whatever
+    # the order of layouts (fine-tunes, a depth-pruned child, other models) and the alpha
+    for q in family:
+        shared = QueryMask(q)
+        for alpha in (1e-4, 1e-2):
+            for c in [*family, *reversed(family)]:
+                pos = read_positions(c.to_bytes())
+                assert shared.screen(pos, alpha) == QueryMask(q).screen(pos, alpha)
