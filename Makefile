@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -m venv $(VENV)
 	@$(PIP_INSTALL) --upgrade pip
 	@$(PIP_INSTALL) -c constraints.txt torch==2.13.0
-	@$(PIP_INSTALL) -c constraints.txt -e '.[dev,ray]'
+	@$(PIP_INSTALL) -c constraints.txt -e '.[dev,ray,fast]'
 	@touch $(STAMP)
 
 # Only the wheel, not its dependencies: the tests read it with zipfile and install nothing.

@@ -10,9 +10,11 @@ done by `detailed_pairs`).
 
 On the CPU the counts are made by `allpairs_counts.counts_cpu`: one slot at a time, into the
 upper triangle of 2-byte counts held in bands of bounded size, each band's rows split among
-threads while another sorts the next slot. Only pairs that can matter leave a band: those at or above their block's
-critical count, cross-block pairs, and, up to `background_limit` models, every pair that shares
-a position (the unrelated background for reports).
+threads while another sorts the next slot; with numba installed (the `fast` extra) a compiled
+kernel (`allpairs_jit`) makes the same counts faster. Only pairs that can matter leave a band:
+those at or above their block's critical count, cross-block pairs, and, up to
+`background_limit` models, every pair that shares a position (the unrelated background for
+reports).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """All-pairs counts made slot by slot in bands of the upper triangle: equal to the sparse product,
-whatever the bands, blocks, steps and threads."""
+whatever the bands, blocks, steps and threads, on the numpy path and on the compiled (numba) one."""
 
 from __future__ import annotations
 
@@ -13,6 +13,35 @@ from lineage import allpairs_counts
 from lineage.allpairs import _design, significant_pairs
 from lineage.allpairs_counts import counts_cpu
 from lineage.lab.synthetic import synthetic_signatures
+
+try:
+    import numba  # noqa: F401
+
+    HAVE_NUMBA = True
+except ImportError:
+    HAVE_NUMBA = False
+
+
+@pytest.fixture(
+    params=[
+        "numpy",
+        pytest.param(
+            "jit",
+            marks=pytest.mark.skipif(
+                not HAVE_NUMBA, reason="numba not installed (the 'fast' extra; make venv has it)"
+            ),
+        ),
+    ]
+)
+def path(request, monkeypatch):
+    """Count on the numpy path or the compiled one, whatever the number of models."""
+    if request.param == "numpy":
+        monkeypatch.setenv("LINEAGE_NO_JIT", "1")
+    else:
+        monkeypatch.delenv("LINEAGE_NO_JIT", raising=False)
+        monkeypatch.setattr(allpairs_counts, "JIT_MIN_MODELS", 0)
+    assert allpairs_counts.counting_path(10) == request.param
+    return request.param
 
 
 def _mixed(n: int, seed: int) -> dict[str, Signature]:
@@ -41,13 +70,14 @@ def _reference(sigs: dict[str, Signature]) -> sp.csr_matrix:
     [(512 << 20, 4 << 20, 1 << 21, 1 << 22, 1), (3000, 700, 97, 333, 3)],
 )
 def test_counts_equal_the_sparse_product_whatever_the_bands(
-    monkeypatch, band_bytes, cache_bytes, step, select, workers
+    monkeypatch, path, band_bytes, cache_bytes, step, select, workers
 ):
-    # tiny bands, cache blocks, steps and selections force many of each; three threads split
-    # every band's rows
+    # tiny bands, cache blocks, steps, buffers and selections force many of each; three threads
+    # split every band's rows
     monkeypatch.setattr(allpairs_counts, "BAND_BYTES", band_bytes)
     monkeypatch.setattr(allpairs_counts, "CACHE_BYTES", cache_bytes)
     monkeypatch.setattr(allpairs_counts, "PAIRS_PER_STEP", step)
+    monkeypatch.setattr(allpairs_counts, "JIT_BUFFER_CODES", step)
     monkeypatch.setattr(allpairs_counts, "SELECT_COUNTS", select)
     sigs = _mixed(150, seed=3)
     ordered = [sigs[k] for k in sorted(sigs)]
@@ -61,7 +91,7 @@ def test_counts_equal_the_sparse_product_whatever_the_bands(
     assert np.all(np.diff(i * len(ordered) + j) > 0)
 
 
-def test_only_pairs_at_or_above_their_low_count_leave_a_band(monkeypatch):
+def test_only_pairs_at_or_above_their_low_count_leave_a_band(monkeypatch, path):
     monkeypatch.setattr(allpairs_counts, "BAND_BYTES", 5000)
     sigs = _mixed(120, seed=8)
     ordered = [sigs[k] for k in sorted(sigs)]
@@ -77,7 +107,7 @@ def test_only_pairs_at_or_above_their_low_count_leave_a_band(monkeypatch):
     assert np.array_equal(c, reference.data[want][order])
 
 
-def test_significant_and_background_pairs_carry_exact_counts_and_cover_every_shared_pair():
+def test_significant_and_background_pairs_carry_exact_counts_and_cover_every_shared_pair(path):
     sigs = _mixed(200, seed=5)
     stats = significant_pairs(sigs, device="cpu")
     assert stats.mode == "exact" and stats.background is not None
@@ -115,7 +145,7 @@ def test_gpu_and_cpu_find_the_same_pairs():
     assert all(np.array_equal(a, b) for a, b in zip(cpu.background, gpu.background, strict=True))
 
 
-def test_same_pairs_and_totals_as_the_product_at_every_alpha_with_and_without_threads():
+def test_same_pairs_and_totals_as_the_product_at_every_alpha_with_and_without_threads(path):
     # significant pairs (same family and otherwise) decided on exact totals: the selection made
     # inside the bands equals thresholding the full sparse product
     sigs = _mixed(300, seed=9)
@@ -130,3 +160,36 @@ def test_same_pairs_and_totals_as_the_product_at_every_alpha_with_and_without_th
             reference[i, j] == c
             for i, j, c in zip(one.i.tolist(), one.j.tolist(), one.shared.tolist(), strict=True)
         )
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed (the 'fast' extra)")
+def test_compiled_and_numpy_paths_give_identical_pairs_totals_overlaps_and_p_values(monkeypatch):
+    # many copies (a column holding a dozen models) and pairs across blocks, on both paths
+    sigs = _mixed(250, seed=11)
+    ids = sorted(sigs)
+    for m in ids[1:13]:
+        g = sigs[ids[0]]
+        sigs[m] = Signature(g.params, g.slots, g.skipped, g.bytes_read, m)
+    monkeypatch.setattr(allpairs_counts, "JIT_MIN_MODELS", 0)
+    monkeypatch.setattr(allpairs_counts, "JIT_BUFFER_CODES", 5000)
+    results = {}
+    for name, off in (("jit", "0"), ("numpy", "1")):
+        monkeypatch.setenv("LINEAGE_NO_JIT", off)
+        assert allpairs_counts.counting_path(len(sigs)) == name
+        results[name] = significant_pairs(sigs, device="cpu", workers=2)
+    jit, ref = results["jit"], results["numpy"]
+    assert jit.i.size > 12 * 11 // 2  # the copies are all significant
+    for field in ("i", "j", "shared", "overlap", "p_value"):
+        assert np.array_equal(getattr(jit, field), getattr(ref, field))
+    assert jit.pairs_tested == ref.pairs_tested
+    assert all(np.array_equal(a, b) for a, b in zip(jit.background, ref.background, strict=True))
+
+
+def test_no_jit_below_the_threshold_or_when_turned_off(monkeypatch):
+    monkeypatch.delenv("LINEAGE_NO_JIT", raising=False)
+    small = allpairs_counts.JIT_MIN_MODELS - 1
+    assert allpairs_counts.counting_path(small) == "numpy"
+    big = allpairs_counts.JIT_MIN_MODELS
+    assert allpairs_counts.counting_path(big) == ("jit" if HAVE_NUMBA else "numpy")
+    monkeypatch.setenv("LINEAGE_NO_JIT", "1")
+    assert allpairs_counts.counting_path(big) == "numpy"
