@@ -36,23 +36,10 @@ from benchdoc import publish, table  # noqa: E402
 
 def make_store(path: Path, n_models: int, n_families: int) -> str:
     """The store of synthetic models; returns one model id to audit."""
-    from hub.records import ModelRecord
-    from lineage.catalogue import Catalogue
-    from lineage.lab.synthetic import synthetic_signatures
-    from lineage.store import Store
+    from lineage.lab.synthetic import store_synthetic, synthetic_signatures
 
     sigs, _ = synthetic_signatures(n_models, n_families, seed=1)
-    with Store(path) as store:
-        catalogue = Catalogue(store)
-        for i, (mid, sig) in enumerate(sorted(sigs.items())):
-            rec = ModelRecord(
-                id=mid,
-                revision="r1",
-                created_at=f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:00Z",
-                downloads=(i * 7919) % 5000,
-            )
-            store.upsert_model(rec)
-            catalogue.put(rec, sig)
+    store_synthetic(path, sigs)
     return sorted(sigs)[n_models // 2]
 
 

@@ -9,6 +9,8 @@ fine-tuning acts on the extremes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -214,3 +216,24 @@ def _signature(
         ),
         model_id=model_id,
     )
+
+
+def store_synthetic(path: str | Path, sigs: Mapping[str, Signature]) -> None:
+    """Write `sigs` into the store at `path`, each under a Hub-like record (revision r1, a
+    creation date and downloads that vary with its rank in id order): the large stores of
+    scripts/bench_queries.py and the stores of the build tests."""
+    from hub.records import ModelRecord
+    from lineage.catalogue import Catalogue
+    from lineage.store import Store
+
+    with Store(path) as store:
+        catalogue = Catalogue(store)
+        for i, (mid, sig) in enumerate(sorted(sigs.items())):
+            rec = ModelRecord(
+                id=mid,
+                revision="r1",
+                created_at=f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:00Z",
+                downloads=(i * 7919) % 5000,
+            )
+            store.upsert_model(rec)
+            catalogue.put(rec, sig)

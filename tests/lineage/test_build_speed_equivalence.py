@@ -11,12 +11,11 @@ import pytest
 from fingerprint.alignment import match_slots
 from fingerprint.comparison import DEFAULT_ALPHA, PairResult, compare_slot, shape_changes, summarize
 from fingerprint.signature import Signature
-from hub.records import ModelRecord
 from lineage.allpairs import candidate_pairs, significant_pairs
 from lineage.build import build_lineage
-from lineage.catalogue import Catalogue, load_inputs
+from lineage.catalogue import load_inputs
 from lineage.graph import GraphParams, detail_top, recover_with_anomalies
-from lineage.lab.synthetic import synthetic_signatures
+from lineage.lab.synthetic import store_synthetic, synthetic_signatures
 from lineage.paircache import pair_row
 from lineage.store import Store
 
@@ -39,23 +38,14 @@ def db(tmp_path):
     every other model's windows get their own digest, so verdicts vary."""
     sigs, _ = synthetic_signatures(48, 4, slots=6, seed=3)  # the store's own parameters
     path = tmp_path / "l.db"
-    with Store(path) as store:
-        catalogue = Catalogue(store)
-        for i, (mid, sig) in enumerate(sorted(sigs.items())):
-            if i % 2:
-                slots = tuple(
-                    dataclasses.replace(s, digest=f"{mid}|{s.key}".encode()[:16].ljust(16, b"."))
-                    for s in sig.slots
-                )
-                sig = dataclasses.replace(sig, slots=slots)
-            rec = ModelRecord(
-                id=mid,
-                revision="r1",
-                created_at=f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:00Z",
-                downloads=(i * 7919) % 5000,
+    for i, mid in enumerate(sorted(sigs)):
+        if i % 2:
+            slots = tuple(
+                dataclasses.replace(s, digest=f"{mid}|{s.key}".encode()[:16].ljust(16, b"."))
+                for s in sigs[mid].slots
             )
-            store.upsert_model(rec)
-            catalogue.put(rec, sig)
+            sigs[mid] = dataclasses.replace(sigs[mid], slots=slots)
+    store_synthetic(path, sigs)
     return path
 
 
