@@ -314,6 +314,8 @@ def adapter_links(
     edges: list[AdapterLink] = []
     findings: list[AdapterFinding] = []
     read: dict[str, AdapterFactors] = {}
+    ids = set(records)
+    bases: dict[str, TensorIndex] = {}  # a base opened once for all its adapters
     for mid in sorted(records):
         rec = records[mid]
         if not is_adapter(rec):
@@ -330,7 +332,7 @@ def adapter_links(
                 )
             )
             continue
-        base_id = resolve_base(declared, set(records))
+        base_id = resolve_base(declared, ids)
         if base_id is None or base_id == mid:
             findings.append(
                 AdapterFinding(
@@ -345,9 +347,9 @@ def adapter_links(
         try:
             adapter = open_model(rec)
             got = read_factors(adapter)
-            result = check_adapter(
-                adapter, open_model(records[base_id]), params=params, factors=got
-            )
+            if base_id not in bases:
+                bases[base_id] = open_model(records[base_id])
+            result = check_adapter(adapter, bases[base_id], params=params, factors=got)
         except (HubError, LineageError, OSError, ValueError, KeyError) as err:
             findings.append(
                 AdapterFinding(mid, "adapter_unread", declared, f"{type(err).__name__}: {err}")
