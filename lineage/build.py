@@ -48,6 +48,8 @@ _GRAPH_CODE = (
     "lineage.adapter_links",
     "lineage.allpairs",
     "lineage.anomalies",
+    "lineage.anomaly_rules",
+    "lineage.anomaly_subjects",
     "lineage.build",
     "lineage.graph",
     "lineage.paircache",
