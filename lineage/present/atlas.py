@@ -8,8 +8,10 @@ the data as JSON. Nothing is fetched when it is opened (a Content-Security-Polic
 only a click on a node leaves the page, for the model's Hub page.
 
 The data is `{"graph": LineageGraph.to_json(family), "anomalies": [...], "layout": {"tree":
-[[x, y], ...], "global": [...]}, "links": [bool, ...], "endpoint": URL}`, positions and links
-aligned with `graph.nodes`. It sits in a `<script type="application/json">` with `<`, `>`, `&`
+[[x, y], ...], "global": [...]}, "links": [bool, ...], "endpoint": URL, "siblings": [...]}`,
+positions and links aligned with `graph.nodes`; `siblings` are the sibling-adapter notes whose
+two adapters are shown (`lineage.present.export.sibling_notes`), drawn as dashed gold links and
+listed in a model's side panel, never as edges. It sits in a `<script type="application/json">` with `<`, `>`, `&`
 and the two JavaScript line separators escaped, so no model id can close the element.
 Positions come from `lineage.present.atlas_layout` (computed here, not in the browser).
 """
@@ -25,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from lineage.present.atlas_layout import as_columns, global_layout, tree_layout
+from lineage.present.export import sibling_notes
 from lineage.records import LineageGraph
 
 __all__ = [
@@ -97,6 +100,7 @@ def atlas_data(
         },
         "links": links,
         "endpoint": endpoint,
+        "siblings": sibling_notes(doc),
     }
 
 

@@ -7,7 +7,11 @@ date for Gephi's timeline. `render` gives any format as text (stdout). Every for
 `direction` ("evidence" or "unknown") and `direction_by`; DOT draws an unknown direction dashed
 and without an arrowhead. Cousins (models sharing only tensors outside their blocks) are in the
 JSON tree (`"cousins"`) and drawn by DOT as grey dotted lines without arrows; the parent-edge
-formats (GraphML, GEXF, CSV) hold parent edges only. `html` is the interactive atlas
+formats (GraphML, GEXF, CSV) hold parent edges only. Sibling adapters (two adapters of one base
+that learnt the same thing, `params["adapter_siblings"]`: a note, never an edge) are drawn by
+DOT as dashed dark-gold lines without arrows, labelled "siblings" with their lift, and named in
+the graph's label (the legend); `sibling_notes` gives those whose two adapters are shown.
+`html` is the interactive atlas
 (`lineage.present.atlas`), one self-contained page; here every Hub-shaped id gets a Hub link
 (`lineage view` knows which models are local and passes that).
 """
@@ -27,6 +31,16 @@ if TYPE_CHECKING:  # networkx loads when a graph is built: `tree --help` reads F
 FORMATS = ("json", "graphml", "gexf", "csv", "dot", "html")
 # extra DOT edge attributes by direction: a guessed direction is drawn without an arrowhead
 _DOT_DIRECTION = {"evidence": "", "unknown": ", style=dashed, dir=none"}
+# a sibling note: dashed, no arrow, in a colour no edge has, never pulling the layout
+SIBLING_COLOR = "#a16207"
+_DOT_SIBLING = (
+    f'style=dashed, dir=none, color="{SIBLING_COLOR}", fontcolor="{SIBLING_COLOR}", '
+    "penwidth=1.5, constraint=false"
+)
+_DOT_SIBLING_LEGEND = (
+    "dashed gold lines without arrows: sibling adapters (one base, the same learnt directions); "
+    "a note, not a lineage edge"
+)
 
 
 def to_networkx(graph: LineageGraph, family: str | None = None) -> nx.DiGraph:
@@ -82,7 +96,18 @@ def _dot_id(s: str) -> str:
     return '"' + escaped.replace("\n", "\\n") + '"'
 
 
+def sibling_notes(doc: dict) -> list[dict]:
+    """The sibling-adapter notes of a tree JSON (`params.adapter_siblings`, written by
+    `lineage.adapter_graph`) whose two adapters are both among its nodes (one family shown
+    keeps the notes inside it)."""
+    shown = {n["id"] for n in doc["nodes"]}
+    notes = doc.get("params", {}).get("adapter_siblings") or []
+    return [s for s in notes if s.get("a") in shown and s.get("b") in shown]
+
+
 def to_dot(graph: LineageGraph, family: str | None = None) -> str:
+    """The graph as Graphviz DOT text: boxes for models, parent -> child edges, cousins and
+    sibling adapters as undirected notes (see the module docstring)."""
     doc = graph.to_json(family)
     lines = ["digraph lineage {", "  rankdir=TB;", '  node [shape=box, fontname="Helvetica"];']
     for n in doc["nodes"]:
@@ -103,6 +128,14 @@ def to_dot(graph: LineageGraph, family: str | None = None) -> str:
             f"  {_dot_id(c['a'])} -> {_dot_id(c['b'])} [label={label}, style=dotted, dir=none, "
             "color=gray, constraint=false];"
         )
+    siblings = sibling_notes(doc)
+    for sib in siblings:
+        label = _dot_id(f"siblings, lift {sib['lift']:.2f}")
+        lines.append(
+            f"  {_dot_id(sib['a'])} -> {_dot_id(sib['b'])} [label={label}, {_DOT_SIBLING}];"
+        )
+    if siblings:  # the legend: only where the mark is drawn, so other graphs stay as they were
+        lines.append(f"  label={_dot_id(_DOT_SIBLING_LEGEND)}; labelloc=b; fontsize=10;")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

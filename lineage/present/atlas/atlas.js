@@ -1,5 +1,6 @@
 // The lineage atlas app: reads the JSON data element, draws it with sigma.js (WebGL) and adds
-// search, family focus, two layouts, tooltips, anomaly rings and dotted cousin links.
+// search, family focus, two layouts, tooltips, anomaly rings, dotted cousin links and dashed
+// sibling-adapter notes (never edges: drawn on the overlay, listed in the side panel).
 // Text from the data is only ever put into the page as text (textContent), never as HTML.
 (function () {
   "use strict";
@@ -16,6 +17,7 @@
     merge: "#7c3aed",
   };
   const ANOMALY = "#dc2626";
+  const SIBLING = "#a16207"; // a colour no relation has: a note, not a lineage edge
   const DIM = "#d8dbe2";
   const $ = (id) => document.getElementById(id);
 
@@ -23,6 +25,14 @@
   const nodes = new Map(); // id -> {n, i, link, anomalies}
   G.nodes.forEach((n, i) => nodes.set(n.id, { n: n, i: i, link: DATA.links[i], anomalies: [] }));
   for (const a of DATA.anomalies) if (nodes.has(a.model)) nodes.get(a.model).anomalies.push(a);
+  const SIBLINGS = DATA.siblings || [];
+  const siblingsOf = new Map(); // id -> [{other, note}]
+  for (const s of SIBLINGS) {
+    for (const [me, other] of [[s.a, s.b], [s.b, s.a]]) {
+      if (!siblingsOf.has(me)) siblingsOf.set(me, []);
+      siblingsOf.get(me).push({ other: other, note: s });
+    }
+  }
   const families = new Map(); // family -> [ids]
   for (const n of G.nodes) {
     if (!families.has(n.family)) families.set(n.family, []);
@@ -143,6 +153,7 @@
   function neighbours(id) {
     const set = new Set([id]);
     if (graph.hasNode(id)) graph.forEachNeighbor(id, (m) => set.add(m));
+    for (const s of siblingsOf.get(id) || []) if (graph.hasNode(s.other)) set.add(s.other);
     return set;
   }
   let focusSet = null; // the selected node and its neighbours: the rest is dimmed
@@ -212,7 +223,7 @@
     updateStats();
   }
 
-  // ---- overlay: anomaly rings and dotted cousin links -----------------------------------------
+  // ---- overlay: anomaly rings, dotted cousin links, dashed sibling notes ----------------------
   const overlay = $("overlay");
   // under sigma's label and hover layers, so a hovered label box covers the rings around it
   const labelLayer = renderer.getCanvases().labels;
@@ -242,6 +253,28 @@
     }
     ctx.stroke();
     ctx.restore();
+    // sibling adapters: long dashes in their own colour, no arrowhead, bowed below the two
+    // nodes (siblings share a row in the trees, and labels sit right of their nodes); faint
+    // outside the focus
+    for (const s of SIBLINGS) {
+      if (!graph.hasNode(s.a) || !graph.hasNode(s.b)) continue;
+      const p = renderer.graphToViewport(graph.getNodeAttributes(s.a));
+      const q = renderer.graphToViewport(graph.getNodeAttributes(s.b));
+      const dx = q.x - p.x, dy = q.y - p.y, len = Math.hypot(dx, dy) || 1;
+      const bow = Math.min(60, 10 + 0.2 * len);
+      let nx = -dy / len, ny = dx / len;
+      if (ny < 0 || (ny === 0 && nx < 0)) { nx = -nx; ny = -ny; }
+      ctx.save();
+      ctx.setLineDash([7, 5]);
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = SIBLING;
+      if (focusSet && !(focusSet.has(s.a) && focusSet.has(s.b))) ctx.globalAlpha = 0.25;
+      ctx.beginPath();
+      ctx.moveTo(p.x, p.y);
+      ctx.quadraticCurveTo((p.x + q.x) / 2 + 2 * bow * nx, (p.y + q.y) / 2 + 2 * bow * ny, q.x, q.y);
+      ctx.stroke();
+      ctx.restore();
+    }
     ctx.lineWidth = big ? 1.5 : 2.5;
     ctx.strokeStyle = ANOMALY;
     for (const id of anomalous) {
@@ -336,6 +369,7 @@
     for (const p of parents) {
       children.push(el("div", { className: "muted", textContent: "from " + p.parent }), fields(edgeRows(p)));
     }
+    children.push(...siblingBlocks(id));
     children.push(...anomalyBlocks(e.anomalies));
     const actions = el("div", { className: "actions" });
     const focus = el("button", { id: "focus", type: "button", textContent: "Focus family" });
@@ -352,6 +386,23 @@
     children.push(actions);
     panel.replaceChildren(...children);
     panel.hidden = false;
+  }
+  function siblingBlocks(id) {
+    // a note beside the two adapters' edges from their base: what they learnt is the same
+    return (siblingsOf.get(id) || []).map(({ other, note }) => {
+      const go = el("button", { type: "button", className: "link", textContent: other });
+      go.addEventListener("click", () => select(other));
+      return el("div", { className: "sibling" }, [
+        el("b", { textContent: "sibling adapter (a note, not an edge)" }),
+        el("div", {}, [go]),
+        fields([
+          ["base", note.base],
+          ["lift", fmtNum(note.lift, 2)],
+          ["similarity", fmtNum(note.similarity, 3) + " (random " + fmtNum(note.baseline, 3) + ")"],
+          ["modules", note.modules],
+        ]),
+      ]);
+    });
   }
   renderer.on("clickNode", ({ node }) => {
     select(node, { move: false });
@@ -443,6 +494,16 @@
     rows.push(
       el("div", {}, [el("span", { className: "ring" }), el("span", { textContent: "anomaly (hover for evidence)" })]),
       el("div", {}, [el("span", { className: "dotted" }), el("span", { textContent: "cousins (shared embeddings)" })]),
+    );
+    if (SIBLINGS.length) {
+      rows.push(
+        el("div", { id: "legend-siblings" }, [
+          el("span", { className: "dashed" }),
+          el("span", { textContent: "sibling adapters (one base, same learnt directions; a note, not an edge)" }),
+        ])
+      );
+    }
+    rows.push(
       el("div", { className: "muted note", textContent: "colour: relation to parent · size: downloads (log) · edge width: overlap · click: Hub page" })
     );
     $("legend").replaceChildren(...rows);
