@@ -8,15 +8,23 @@ two over a few hundred thousand values, which numpy does at memory speed on one 
 thread to wait for on a busy machine), and a process that only compares two models does not
 pay the seconds torch takes to import. Torch runs the same steps when the window is on a GPU;
 tests/fingerprint/test_kernels_reference.py holds both to the code they replaced, bit for bit.
+
+Where numba is installed, the identity hashes and the distinct count of a CPU window can run
+compiled (`fingerprint.kernels_jit`, the same bits: tests/fingerprint/test_kernels_jit.py); a
+process turns to them only once it has signed `JIT_AFTER_WINDOWS` windows, since importing
+numba costs more than they save on a model or two.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
+import sys
 from functools import lru_cache
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from blake3 import blake3
 
 from fingerprint.device import use_kernel_threads
 from fingerprint.hashing import GOLDEN, signed64, splitmix64, splitmix64_torch
@@ -37,6 +45,51 @@ IDENTITY_RATE = 8
 SAMPLE_STRIDE = 16
 
 _GOLDEN = signed64(GOLDEN)
+NO_JIT_ENV = "LINEAGE_NO_JIT"
+# The compiled kernels save about 0.1-0.4 ms a window, but a process pays 1-2 s to import numba
+# and load their cached code (measured: `lineage compare` of two 90 MB models 2.0-2.4 s wall
+# with numpy, 3.5-4.3 s compiled). So a process starts on numpy and turns to them once it has
+# signed this many windows (dozens of models), or at once when numba is already imported.
+JIT_AFTER_WINDOWS = 4096
+
+_windows_signed = 0  # windows whose stats this process computed (approximate across threads)
+_jit_choice: bool | None = None  # use_jit's choice; None: decide by the work done (above)
+
+
+def use_jit(on: bool | None) -> None:
+    """Use the compiled kernels from now on (True), never (False), or when they pay (None,
+    the default: see JIT_AFTER_WINDOWS). $LINEAGE_NO_JIT=1 turns them off regardless; without
+    numba the numpy code runs anyway. Either way the results are the same bits."""
+    global _jit_choice
+    _jit_choice = on
+
+
+def jit_kernels() -> ModuleType | None:
+    """`fingerprint.kernels_jit` (compiled, the same bits) when it is installed, allowed
+    ($LINEAGE_NO_JIT unset or 0) and chosen (`use_jit`); None: the numpy code here, which
+    defines the format."""
+    if _jit_choice is False or os.environ.get(NO_JIT_ENV, "0") not in ("", "0"):
+        return None
+    if _jit_choice is None and _windows_signed < JIT_AFTER_WINDOWS and "numba" not in sys.modules:
+        return None
+    return _import_jit()
+
+
+@lru_cache(maxsize=1)
+def _import_jit() -> ModuleType | None:
+    try:
+        from fingerprint import kernels_jit
+    except ImportError:  # numba is an optional dependency (the extra `fast`)
+        return None
+    return kernels_jit
+
+
+def _bits(x: np.ndarray) -> np.ndarray | None:
+    """A float32 array's bit patterns as a 1-D uint32 view (no copy), or None for another
+    dtype or layout (the compiled kernels take only that)."""
+    if x.dtype != np.float32 or x.ndim != 1 or not x.flags.c_contiguous:
+        return None
+    return x.view(np.uint32)
 
 
 def to_device(values: np.ndarray, device: str) -> Values:
@@ -186,7 +239,12 @@ def identity_minhash(x: Values, k: int, seed: int, limit: int | None = None) -> 
     k = min(k, pos.size)
     if k <= 0:
         return np.zeros(0, np.uint64)
-    if isinstance(x, np.ndarray):
+    jit = jit_kernels() if isinstance(x, np.ndarray) else None
+    bits = _bits(x) if jit is not None and isinstance(x, np.ndarray) else None
+    if jit is not None and bits is not None:
+        z = jit.identity_hashes(bits, pos, _identity_keys(span, seed))
+        out = np.partition(z, k - 1)[:k] if z.size > k else z
+    elif isinstance(x, np.ndarray):
         # (position << 32 | bits) ^ seed: the position half is the same for every window
         z = _identity_keys(span, seed) ^ x[pos].view(np.uint32)
         z = splitmix64(z)
@@ -223,8 +281,11 @@ def window_stats(
     Floating reductions differ in the last bits between devices, so stats always come from numpy
     in float64: the signature is then identical wherever it was computed.
     """
-    # SHA-256 runs on the CPU's SHA instructions: 2.5x faster than BLAKE2b here
-    digest = hashlib.sha256(raw).digest()[:16]
+    # BLAKE3 (format v4; v3 took SHA-256): cryptographic, as "same bytes" needs, and half
+    # SHA-256's time here even with the CPU's SHA instructions; one thread, no pool
+    digest = window_digest(raw)
+    global _windows_signed
+    _windows_signed += 1
     # moments from a prefix of STATS_ELEMENTS: they are cues, and a prefix keeps them cheap
     head = x[:STATS_ELEMENTS]
     head = head if isinstance(head, np.ndarray) else head.cpu().numpy()
@@ -251,6 +312,11 @@ def window_stats(
     return mean, std, kurt, float(absmax), distinct, digest
 
 
+def window_digest(raw: bytes) -> bytes:
+    """The slot digest: the first 16 bytes of BLAKE3 of the window's raw bytes."""
+    return blake3(raw).digest(length=16)
+
+
 def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = 64) -> float:
     """Mean over the first rows (at most 1024 values each) of distinct values / row length.
 
@@ -263,6 +329,11 @@ def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = 64) -> float:
     rows = min(max_rows, v.size // cols) if cols <= v.size else 1
     if rows == 0 or width == 0:
         return 1.0
+    jit = jit_kernels()
+    bits = _bits(v) if jit is not None else None
+    if jit is not None and bits is not None:
+        distinct = jit.distinct_counts(bits, rows, cols, width)
+        return float(distinct.mean() / width)
     block = np.sort(v[: rows * cols].reshape(rows, -1)[:, :width], axis=1)
     # b - a == 0 exactly when b == a and both are finite (IEEE: distinct finite values never
     # differ by zero); sorted, a row's infinities and NaNs sit at its two ends

@@ -11,7 +11,8 @@ All integers little-endian. Strings are UTF-8 with a length prefix.
              | u64 bytes_read | u32 n_slots | u32 n_skipped
     slot     str16 key | str16 tensor | str8 dtype | u8 ndim | ndim x u64 shape | u64 n
              | u32 n_pos | n_pos x u32 positions | u32 n_id | n_id x u64 identity
-             | 5 x f64 (mean, std, kurtosis, absmax, distinct) | 16 bytes digest
+             | 5 x f64 (mean, std, kurtosis, absmax, distinct)
+             | 16 bytes digest (BLAKE3 of the raw window bytes, first 16 bytes)
     skipped  str16 tensor | str16 reason
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from fingerprint.errors import SignatureFormatError
 
-FORMAT_VERSION = 3  # 3: identity MinHash over a hashed 1-in-8 subset of its span (docs)
+FORMAT_VERSION = 4  # 3: identity MinHash over a hashed 1-in-8 subset; 4: BLAKE3 digest (docs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,8 +39,9 @@ def _cast(little_endian: str, *, quiet: bool = False) -> Decoder:
 
 
 def _bf16(raw: bytes) -> np.ndarray:
-    # bfloat16 is the top half of a float32: widening is a shift, NaN payloads included.
-    return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+    # bfloat16 is the top half of a float32: widening is a shift, NaN payloads included; one
+    # pass into one new array (a cast and then a shift made two)
+    return np.left_shift(np.frombuffer(raw, dtype="<u2"), 16, dtype=np.uint32).view(np.float32)
 
 
 def _f8_table(exp_bits: int, bias: int, finite_top: bool) -> np.ndarray:

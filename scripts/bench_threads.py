@@ -7,12 +7,14 @@ Writes a Llama-shaped checkpoint of about --mb MB per dtype (scripts/benchmodels
 busy loop on one core (another CPU-bound process, as on a shared machine) and then, in
 alternating rounds in one process, times: `safetensors.torch.load_file` of the whole file (every
 tensor copied), sha256 of the whole file, a bare `os.pread` of exactly the window bytes the
-fingerprint reads (the floor), the same reads plus sha256 of each window (the digest the
+fingerprint reads (the floor), the same reads plus BLAKE3 of each window (the digest the
 signature stores, which no cheaper code can skip), datasketch's MinHash of the same windows
 when `datasketch` is installed (the row is left out otherwise), and `compute_signature` with
-the defaults and with `--threads 2`. All from a warm page cache. Absolute times depend on the
-load; the ratios within a round are what to read. A per-stage profile follows (read, decode,
-bottom-k, identity MinHash, digest, moments and distinct fraction), then `lineage compare` of
+the defaults on the numpy kernels (what a process runs until it has signed
+`kernels.JIT_AFTER_WINDOWS` windows) and on the compiled ones (numba, from its warm on-disk
+cache). All from a warm page cache. Absolute times depend on the load; the ratios within a
+round are what to read. A per-stage profile follows (read, decode, bottom-k, identity MinHash,
+digest, moments and distinct fraction; numpy and compiled), then `lineage compare` of
 all-MiniLM-L6-v2 against a fine-tune of it (2% noise, as tests/realweights makes it), each run
 a fresh process with the defaults, while the busy loop still runs. Writes the tables into
 docs/benchmarks.md.
@@ -87,7 +89,6 @@ def measure(
     from safetensors.torch import load_file
 
     from fingerprint import kernels
-    from fingerprint.device import set_threads
     from fingerprint.plan import plan_slots
     from fingerprint.signature import SignatureParams, compute_signature
     from hub import decode
@@ -119,21 +120,21 @@ def measure(
             for start, end in ranges:
                 raw = os.pread(fd, end - start, start)
                 if digest:
-                    hashlib.sha256(raw).digest()
+                    kernels.window_digest(raw)
                 if keep is not None:
                     keep.append(raw)
         finally:
             os.close(fd)
 
-    def fingerprint(threads: int | None) -> None:
-        set_threads(threads)
+    def fingerprint(jit: bool) -> None:
+        kernels.use_jit(jit)
         compute_signature(open_local_model(folder), params=params, device="auto")
 
     runs = {
         "load_file": load,
         "sha256 of the file": sha_file,
         "pread of windows": pread,
-        "pread + sha256 of windows": lambda: pread(digest=True),
+        "pread + BLAKE3 of windows": lambda: pread(digest=True),
     }
     minhash = _datasketch_minhash()
     if minhash is not None:
@@ -145,8 +146,9 @@ def measure(
             minhash([(raw, size) for raw in kept])
 
         runs["datasketch MinHash of windows"] = sketch
-    runs["fingerprint, default"] = lambda: fingerprint(None)
-    runs["fingerprint, --threads 2"] = lambda: fingerprint(2)
+    runs["fingerprint, default (numpy kernels)"] = lambda: fingerprint(False)
+    if kernels._import_jit() is not None:
+        runs["fingerprint, compiled kernels"] = lambda: fingerprint(True)
     for fn in runs.values():  # warm the page cache and the caches of the kernels
         fn()
     # (wall, CPU of the whole process): on a loaded machine the CPU seconds still compare
@@ -156,14 +158,14 @@ def measure(
             t, c = time.perf_counter(), time.process_time()
             fn()
             times[name].append((time.perf_counter() - t, time.process_time() - c))
-    set_threads(None)
 
     # per stage, one pass over the windows on the calling thread, in its CPU seconds
-    names = ("read", "decode", "bottom-k", "identity MinHash", "digest (sha256)",
+    names = ("read", "decode", "bottom-k", "identity MinHash", "digest (BLAKE3)",
              "moments + distinct")  # fmt: skip
-    stages = dict.fromkeys(names, 0.0)
+    stages = {(jit, k): 0.0 for jit in (False, True) for k in names}
     clock = time.thread_time
-    for s in slots:
+    for jit, s in ((jit, s) for jit in (False, True) for s in slots):
+        kernels.use_jit(jit)
         t0 = clock()
         raw = model.read_range(s.tensor, 0, s.n * ITEMSIZE[s.dtype])
         t1 = clock()
@@ -173,12 +175,13 @@ def measure(
         t3 = clock()
         kernels.identity_minhash(x, params.identity_k, params.seed, params.identity_window)
         t4 = clock()
-        hashlib.sha256(raw).digest()
+        kernels.window_digest(raw)
         t5 = clock()
         kernels.window_stats(x, b"", s.cols)
         t6 = clock()
         for key, dt in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):  # fmt: skip
-            stages[key] += dt
+            stages[jit, key] += dt
+    kernels.use_jit(None)
     info = {
         "size_mb": path.stat().st_size / 1e6,
         "window_mb": sum(e - s for s, e in ranges) / 1e6,
@@ -310,11 +313,21 @@ def main() -> int:
     lines += ["", "Where a fingerprint's CPU goes (one pass on one thread, its CPU seconds):", ""]
     stage_rows = []
     for dtype, (_, _, stages) in results.items():
-        total = sum(stages.values())
-        stage_rows += [
-            (dtype, k, f"{v * 1e3:.1f} ms", f"{v / total:.0%}") for k, v in stages.items()
-        ]
-    lines += table(("file", "stage", "time", "share"), stage_rows)
+        total = {jit: sum(v for (j, _), v in stages.items() if j == jit) for jit in (False, True)}
+        for (jit, k), v in stages.items():
+            if not jit:
+                c = stages[True, k]
+                stage_rows.append(
+                    (
+                        dtype,
+                        k,
+                        f"{v * 1e3:.1f} ms",
+                        f"{v / total[False]:.0%}",
+                        f"{c * 1e3:.1f} ms",
+                        f"{c / total[True]:.0%}",
+                    )  # fmt: skip
+                )
+    lines += table(("file", "stage", "numpy", "share", "compiled", "share"), stage_rows)
     if compare_rows:
         lines += [
             "",

@@ -1,5 +1,6 @@
 """The kernels against the torch code they replaced (format v3), kept here verbatim as the
-reference: every stored byte of a signature must stay what that code produced.
+reference: every stored byte of a signature must stay what that code produced, except the
+digest, which format v4 takes from BLAKE3 instead of SHA-256 (`_ref_digest`).
 
 The numpy path (the CPU), the torch path (a GPU; here on the CPU) and the reference must agree
 exactly on windows of every stored float dtype, odd shapes, NaN, infinities, -0.0, constant
@@ -8,12 +9,12 @@ rows and heavy ties; and whole signatures must serialize to the same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 
 import numpy as np
 import pytest
 import torch
+from blake3 import blake3
 
 from fingerprint import kernels
 from fingerprint.hashing import GOLDEN, signed64, splitmix64, splitmix64_torch
@@ -83,8 +84,14 @@ def _ref_distinct(v: np.ndarray, cols: int, max_rows: int = 64) -> float:
     return float(distinct.mean() / width)
 
 
+def _ref_digest(raw: bytes) -> bytes:
+    # format v4 (v3: hashlib.sha256(raw).digest()[:16]); BLAKE3's 16-byte output is the prefix
+    # of its 32-byte one
+    return blake3(raw).digest()[:16]
+
+
 def _ref_stats(x: torch.Tensor, raw: bytes, cols: int) -> tuple:
-    digest = hashlib.sha256(raw).digest()[:16]
+    digest = _ref_digest(raw)
     v = x[: 1 << 16].cpu().numpy().astype(np.float64)
     distinct = _ref_distinct(v, cols)
     v = v[np.isfinite(v)]
@@ -253,3 +260,9 @@ def test_whole_signatures_serialize_to_the_reference_bytes():
     want = Signature(params=params, slots=tuple(ref_slots), skipped=skipped, bytes_read=read)
     assert len(got.slots) > 20
     assert got.to_bytes() == want.to_bytes()
+
+
+def test_the_digest_is_blake3():
+    # BLAKE3's published test vector for the empty input, cut to the 16 bytes stored
+    assert kernels.window_digest(b"").hex() == "af1349b9f5f9a1a6a0404dea36dcc949"
+    assert kernels.window_digest(b"abc") == blake3(b"abc").digest()[:16]
