@@ -31,7 +31,7 @@ from fingerprint.comparison import PairResult, check_compatible, compare
 from fingerprint.device import resolve_device
 from fingerprint.signature import Signature
 from hub.records import ModelRecord
-from lineage.allpairs_counts import counts_cpu, slot_entries
+from lineage.allpairs_counts import Threshold, counts_cpu, slot_entries
 
 DEFAULT_ALPHA = 0.01
 
@@ -157,8 +157,10 @@ def significant_pairs(
     mode = "exact" if n_models <= exact_limit else "sampled"
     rate = 1 if mode == "exact" else sample_rate
     background = mode == "exact" and n_models <= background_limit
-    arch_names = sorted({g.arch for g in ordered})
-    arch = np.array([arch_names.index(g.arch) for g in ordered], dtype=np.int64)
+    arch_of = [g.arch for g in ordered]
+    arch_names = sorted(set(arch_of))
+    code_of = {a: c for c, a in enumerate(arch_names)}
+    arch = np.array([code_of[a] for a in arch_of], dtype=np.int64)
     # within an architecture block every pair has the same null: (tail, critical count, sum k)
     nulls: dict[int, tuple[np.ndarray, int, int]] = {}
     for code in range(len(arch_names)):
@@ -170,14 +172,12 @@ def significant_pairs(
             crit = significance.critical_total(slots, alpha_pair)
             nulls[code] = (tail, crit, sum(k for _, k in _common_slots(first, first)))
     never = np.iinfo(np.int64).max
-    crit_of = np.array([nulls[c][1] if c in nulls else never for c in range(len(arch_names))])
-
-    def low(i: np.ndarray, j: np.ndarray) -> np.ndarray | int:
-        """The smallest count a pair needs to matter: its block's critical count (1 across
-        blocks, whose nulls differ pair by pair; 1 for all when the background is kept)."""
-        if background:
-            return 1
-        return np.where(arch[i] == arch[j], crit_of[arch[i]], 1)
+    crit_of = np.array(
+        [nulls[c][1] if c in nulls else never for c in range(len(arch_names))], dtype=np.int64
+    )
+    # the smallest count a pair needs to matter: its block's critical count (1 across blocks,
+    # whose nulls differ pair by pair; 1 for all when the background is kept)
+    low = Threshold(arch, np.ones_like(crit_of) if background else crit_of, 1)
 
     counts = None
     if resolve_device(device) == "cuda":

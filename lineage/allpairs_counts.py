@@ -14,9 +14,10 @@ and, with two workers or more, the next slot is sorted on a second thread while 
 counted. Only pairs that can matter leave a band: `low(i, j)` gives the smallest count worth
 keeping.
 
-Where numba is installed (the `fast` extra) and there are at least `JIT_MIN_MODELS` models, a
-compiled kernel (`allpairs_jit`) makes each band's increments instead of numpy: the same scheme,
-the same counts, faster (see its docstring); `LINEAGE_NO_JIT=1` turns it off.
+Where numba is installed (the `fast` extra) and there are at least `JIT_MIN_MODELS` models,
+compiled kernels (`allpairs_jit`) count each band instead of numpy, model by model rather than
+column by column, and select the pairs that leave it with a `Threshold` table inside a kernel:
+the same counts and pairs, faster (see its docstring); `LINEAGE_NO_JIT=1` turns them off.
 
 Memory: the caller's signatures, one band of counts, two slots' sorted entries (about 12 bytes
 an entry) and the pairs kept; a band is n^2 bytes at most (100 MB at 10,000 models).
@@ -27,6 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,11 +43,24 @@ CACHE_BYTES = 4 << 20
 PAIRS_PER_STEP = 1 << 21
 # counts read at once when selecting the pairs that leave a band
 SELECT_COUNTS = 1 << 22
-# counter indices each thread of the compiled kernel buffers at once (4 bytes each)
-JIT_BUFFER_CODES = 1 << 24
 # below this many models the numpy path counts: the compiled kernel's first call (loading its
 # cache, or compiling it once) costs more than counting a few hundred models in numpy
 JIT_MIN_MODELS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """The smallest count worth keeping as a table: `within[group[i]]` for a pair i, j of one
+    group (an architecture block), `across` for a pair of two groups. The compiled path selects
+    with the table inside its kernel; as a function it gives the numpy path the same numbers."""
+
+    group: np.ndarray  # int64, one group per model
+    within: np.ndarray  # int64, one count per group
+    across: int
+
+    def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return np.where(self.group[i] == self.group[j], self.within[self.group[i]], self.across)
+
 
 Low = Callable[[np.ndarray, np.ndarray], "np.ndarray | int"]
 
@@ -179,9 +194,16 @@ def counts_cpu(
             if jit:
                 from lineage import allpairs_jit
 
-                block_rows = max(1, CACHE_BYTES // (n * dtype.itemsize))
-                allpairs_jit.count_band(per_slot, acc, rowoff, cuts, block_rows, JIT_BUFFER_CODES)
-                _select(acc, base, r0, r1, low, out_i, out_j, out_c)
+                allpairs_jit.count_band(per_slot, n, acc, rowoff, cuts)
+                if isinstance(low, Threshold):
+                    ki, kj, kc = allpairs_jit.select_band(
+                        acc, rowoff, r0, r1, n, low.group, low.within, low.across, threads
+                    )
+                    out_i.append(ki)
+                    out_j.append(kj)
+                    out_c.append(kc)
+                else:
+                    _select(acc, base, r0, r1, low, out_i, out_j, out_c)
                 r0 = r1
                 continue
             parts = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if a < b]

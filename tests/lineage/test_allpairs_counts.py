@@ -1,5 +1,6 @@
 """All-pairs counts made slot by slot in bands of the upper triangle: equal to the sparse product,
-whatever the bands, blocks, steps and threads, on the numpy path and on the compiled (numba) one."""
+whatever the bands, blocks, steps, threads and thresholds, on the numpy path and on the compiled
+(numba) one, with identical pairs, totals, overlaps and p-values on both."""
 
 from __future__ import annotations
 
@@ -77,7 +78,6 @@ def test_counts_equal_the_sparse_product_whatever_the_bands(
     monkeypatch.setattr(allpairs_counts, "BAND_BYTES", band_bytes)
     monkeypatch.setattr(allpairs_counts, "CACHE_BYTES", cache_bytes)
     monkeypatch.setattr(allpairs_counts, "PAIRS_PER_STEP", step)
-    monkeypatch.setattr(allpairs_counts, "JIT_BUFFER_CODES", step)
     monkeypatch.setattr(allpairs_counts, "SELECT_COUNTS", select)
     sigs = _mixed(150, seed=3)
     ordered = [sigs[k] for k in sorted(sigs)]
@@ -105,6 +105,50 @@ def test_only_pairs_at_or_above_their_low_count_leave_a_band(monkeypatch, path):
     assert np.array_equal(i, reference.row[want][order])
     assert np.array_equal(j, reference.col[want][order])
     assert np.array_equal(c, reference.data[want][order])
+
+
+@pytest.mark.parametrize("band_bytes,workers", [(512 << 20, 2), (3000, 3)])
+def test_a_threshold_table_keeps_the_same_pairs_on_both_paths(
+    monkeypatch, path, band_bytes, workers
+):
+    # the table the compiled path selects with inside its kernel: one count per group within,
+    # one across, a group that keeps nothing; every band, thread and row split gives the same
+    monkeypatch.setattr(allpairs_counts, "BAND_BYTES", band_bytes)
+    sigs = _mixed(140, seed=12)
+    ordered = [sigs[k] for k in sorted(sigs)]
+    slot_ids = {k: i for i, k in enumerate(sorted({s.key for g in ordered for s in g.slots}))}
+    reference = _reference(sigs).tocoo()
+    group = np.arange(len(ordered), dtype=np.int64) % 3
+    never = np.iinfo(np.int64).max
+    low = allpairs_counts.Threshold(group, np.array([2, 25, never], dtype=np.int64), 6)
+    i, j, c = counts_cpu(ordered, slot_ids, 1, low, workers=workers)
+    r, k = reference.row, reference.col
+    want = reference.data >= np.where(group[r] == group[k], low.within[group[r]], 6)
+    order = np.lexsort((k[want], r[want]))
+    assert 0 < i.size < reference.nnz
+    assert not np.any((group[i] == 2) & (group[j] == 2))
+    assert np.array_equal(i, r[want][order])
+    assert np.array_equal(j, k[want][order])
+    assert np.array_equal(c, reference.data[want][order])
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed (the 'fast' extra)")
+def test_sampled_counts_are_the_same_on_both_paths_across_many_bands(monkeypatch):
+    # sampled positions (int64, 1 in 4) through bands of a few rows, two threads and a table
+    monkeypatch.setattr(allpairs_counts, "JIT_MIN_MODELS", 0)
+    monkeypatch.setattr(allpairs_counts, "BAND_BYTES", 20000)
+    sigs = _mixed(160, seed=13)
+    ordered = [sigs[k] for k in sorted(sigs)]
+    slot_ids = {k: i for i, k in enumerate(sorted({s.key for g in ordered for s in g.slots}))}
+    group = np.arange(len(ordered), dtype=np.int64) % 2
+    low = allpairs_counts.Threshold(group, np.array([1, 3], dtype=np.int64), 2)
+    got = {}
+    for name, off in (("jit", "0"), ("numpy", "1")):
+        monkeypatch.setenv("LINEAGE_NO_JIT", off)
+        assert allpairs_counts.counting_path(len(ordered)) == name
+        got[name] = counts_cpu(ordered, slot_ids, 4, low, workers=2)
+    assert got["jit"][0].size > 0
+    assert all(np.array_equal(a, b) for a, b in zip(got["jit"], got["numpy"], strict=True))
 
 
 def test_significant_and_background_pairs_carry_exact_counts_and_cover_every_shared_pair(path):
@@ -171,7 +215,6 @@ def test_compiled_and_numpy_paths_give_identical_pairs_totals_overlaps_and_p_val
         g = sigs[ids[0]]
         sigs[m] = Signature(g.params, g.slots, g.skipped, g.bytes_read, m)
     monkeypatch.setattr(allpairs_counts, "JIT_MIN_MODELS", 0)
-    monkeypatch.setattr(allpairs_counts, "JIT_BUFFER_CODES", 5000)
     results = {}
     for name, off in (("jit", "0"), ("numpy", "1")):
         monkeypatch.setenv("LINEAGE_NO_JIT", off)
