@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 
 from fingerprint import significance
@@ -136,24 +137,64 @@ def _same_layout(
     compares), found without its dictionaries; None otherwise.
 
     As there, a slot outside the blocks is compared when A's is eligible, one inside when both
-    are, and the layers meet by number.
+    are, and the layers meet by number. What each side contributes is read once a signature
+    (`_key_layout`): a model meets dozens of others in a graph.
     """
-    keys = [s.key for s in a.slots]
-    if keys != [s.key for s in b.slots] or len(set(keys)) != len(keys):
+    la, lb = _key_layout(a.slots), _key_layout(b.slots)
+    if la.keys != lb.keys or not la.unique or la.layers != lb.layers:
         return None
-    layers_a, layers_b, pairs = set(), set(), []
-    for sa, sb in zip(a.slots, b.slots, strict=True):
-        split = split_key(sa.key)
-        ok_a = _eligible(sa)
-        if split is None:
-            if ok_a:
-                pairs.append((sa, sb))
-            continue
-        ok_b = _eligible(sb)
-        if ok_a:
-            layers_a.add(split[1])
-        if ok_b:
-            layers_b.add(split[1])
-        if ok_a and ok_b:
-            pairs.append((sa, sb))
-    return tuple(pairs) if layers_a == layers_b else None
+    if la.all_eligible and lb.all_eligible:
+        return tuple(zip(a.slots, b.slots, strict=True))
+    return tuple(
+        (sa, sb)
+        for sa, sb, block, ok_a, ok_b in zip(
+            a.slots, b.slots, la.in_block, la.eligible, lb.eligible, strict=True
+        )
+        if ok_a and (ok_b or not block)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyLayout:
+    """What `_same_layout` reads of one signature's slots. `slots` is held so the cache key
+    (their tuple's id) stays theirs."""
+
+    slots: tuple[SlotSignature, ...]
+    keys: tuple[str, ...]
+    unique: bool
+    in_block: tuple[bool, ...]
+    eligible: tuple[bool, ...]
+    all_eligible: bool
+    layers: frozenset[int]  # the blocks' layers with an eligible slot
+
+
+# `_KeyLayout`s by the id of a signature's slot tuple, least recently used dropped first.
+_KEY_LAYOUTS: OrderedDict[int, _KeyLayout] = OrderedDict()
+_KEY_LAYOUTS_KEPT = 8192
+_KEY_LAYOUTS_LOCK = threading.Lock()
+
+
+def _key_layout(slots: tuple[SlotSignature, ...]) -> _KeyLayout:
+    with _KEY_LAYOUTS_LOCK:
+        hit = _KEY_LAYOUTS.get(id(slots))
+        if hit is not None and hit.slots is slots:
+            _KEY_LAYOUTS.move_to_end(id(slots))
+            return hit
+    keys = tuple(s.key for s in slots)
+    splits = [split_key(k) for k in keys]
+    eligible = tuple(_eligible(s) for s in slots)
+    layout = _KeyLayout(
+        slots,
+        keys,
+        len(set(keys)) == len(keys),
+        tuple(split is not None for split in splits),
+        eligible,
+        all(eligible),
+        frozenset(split[1] for split, ok in zip(splits, eligible, strict=True) if split and ok),
+    )
+    with _KEY_LAYOUTS_LOCK:
+        _KEY_LAYOUTS[id(slots)] = layout
+        _KEY_LAYOUTS.move_to_end(id(slots))
+        while len(_KEY_LAYOUTS) > _KEY_LAYOUTS_KEPT:
+            _KEY_LAYOUTS.popitem(last=False)
+    return layout

@@ -16,6 +16,12 @@ from fingerprint.records import SlotSignature
 from fingerprint.slot_counts import slot_counts
 from fingerprint.structure import shared_and_population
 
+# `significance.slot_tail` by (shared, population, k), as `compare_slots` meets them: a graph
+# asks for millions of slot tails and few distinct ones (a dictionary look-up is a thirtieth of
+# the call). Cleared past this many entries.
+TAILS_KEPT = 1 << 16
+_TAILS: dict[tuple[int, int, int], float] = {}
+
 
 def identity_jaccard(x: np.ndarray, y: np.ndarray, k: int) -> float:
     """Bottom-k MinHash estimate of Jaccard similarity from two sorted sketches."""
@@ -64,10 +70,15 @@ def compare_slots(
     `layouts`: both signatures' slots (`slot_counts.slot_counts`)."""
     shared, population = slot_counts(pairs, layouts=layouts)
     identity = identity_jaccards(pairs, identity_k)
-    tail = significance.slot_tail
+    tails = _TAILS
+    if len(tails) > TAILS_KEPT:
+        tails.clear()
     out = []
     for (sa, sb), both, pop, ident in zip(pairs, shared, population, identity, strict=True):
         kk = min(sa.positions.size, sb.positions.size)
+        p_value = tails.get((both, pop, kk))
+        if p_value is None:
+            p_value = tails[both, pop, kk] = significance.slot_tail(both, pop, kk)
         # `_slot_comparison`'s record, its fields in order (thousands of pairs, dozens of slots)
         out.append(
             SlotComparison(
@@ -78,7 +89,7 @@ def compare_slots(
                 sa.n,
                 both / kk if kk else 0.0,
                 ident,
-                tail(both, pop, kk),
+                p_value,
                 sa.digest == sb.digest and sa.shape == sb.shape,
                 pop,
             )

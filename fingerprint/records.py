@@ -197,21 +197,36 @@ def _dumps(sig: Signature) -> bytes:
     return b"".join(buf)
 
 
+# The compiled struct of each little-endian field format met (a graph build reads every slot
+# of thousands of signatures; formats differ only by a shape's dimensions, at most 255).
+_STRUCTS: dict[str, struct.Struct] = {}
+_TRUNCATED = "signature blob is truncated; re-run `lineage fingerprint`"
+
+
 class _Reader:
     def __init__(self, blob: bytes):
         self.blob = memoryview(blob)
+        self.size = len(self.blob)
         self.at = 0
 
     def take(self, n: int) -> memoryview:
-        if self.at + n > len(self.blob):
-            raise SignatureFormatError("signature blob is truncated; re-run `lineage fingerprint`")
-        out = self.blob[self.at : self.at + n]
-        self.at += n
+        end = self.at + n
+        if end > self.size:
+            raise SignatureFormatError(_TRUNCATED)
+        out = self.blob[self.at : end]
+        self.at = end
         return out
 
     def unpack(self, fmt: str) -> tuple:
-        st = struct.Struct("<" + fmt)
-        return st.unpack(self.take(st.size))
+        st = _STRUCTS.get(fmt)
+        if st is None:
+            st = _STRUCTS.setdefault(fmt, struct.Struct("<" + fmt))
+        end = self.at + st.size
+        if end > self.size:
+            raise SignatureFormatError(_TRUNCATED)
+        out = st.unpack_from(self.blob, self.at)
+        self.at = end
+        return out
 
     def string(self, width: str) -> str:
         (n,) = self.unpack(width)

@@ -13,10 +13,14 @@ Whatever it cannot take exactly it hands to the scalar rule, so the two never di
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
 
 import numpy as np
 
@@ -37,6 +41,13 @@ from fingerprint.structure import (
 DENSE_CLASSES = 1 << 21
 # Integers below this convert to float64 exactly, so the vectorized factor is the scalar one.
 _EXACT = 1 << 53
+# The compiled counts (`fingerprint.compare_jit`) cost a fraction of numpy's a pair, but numba's
+# import costs 1-2 s: a process turns to them after this many pairs of layouts counted with
+# numpy, or at once when numba is imported (the all-pairs counts of a large store import it).
+JIT_AFTER_PAIRS = 500
+NO_JIT_ENV = "LINEAGE_NO_JIT"
+JIT_WINDOW = 1 << 26  # larger windows go to numpy (the compiled loop sets a bit a cell)
+_pairs_counted = [0]  # pairs of layouts counted with numpy in this process (approximate)
 
 
 def slot_counts(
@@ -115,18 +126,31 @@ def _shrink(
 @dataclass(frozen=True, slots=True)
 class _Layout:
     """One signature's slots made ready for `slot_counts`: every slot with k positions, each
-    window whole rows. `slots` is held so the cache key (their tuple's id) stays theirs."""
+    window whole rows. `slots` is held so the cache key (their tuple's id) stays theirs. What
+    every pair of such layouts computes alike is computed here once (a graph compares a model
+    with dozens of others, and a pair's numpy calls cost more than their arithmetic)."""
 
     slots: tuple[SlotSignature, ...]
     grid: np.ndarray  # (slots, k) uint32 positions
-    rows: np.ndarray
-    cols: np.ndarray
     n: np.ndarray
+    grid_shape: tuple[np.ndarray, ...]  # `_offsets`: rows, cols, row offsets, column offsets
     hists: tuple[np.ndarray, np.ndarray]  # row and column class counts
+    where: np.ndarray  # (2, slots, k) int32: each position's row and column in its window
+    windows: bytes  # n, rows and cols of every slot: equal bytes, one window layout
+    # `_expected`'s factors (2, slots): cells a class shares with a cell, less one (rows,
+    # then columns), and n - 1 (at least 1)
+    per_class: np.ndarray
+    n_less: np.ndarray
+    single: np.ndarray  # (2, slots): a class holds a single cell (its factor is 1.0)
+    patterned: np.ndarray  # n >= 2
+
+    @property
+    def k(self) -> int:
+        return self.grid.shape[1]
 
     @property
     def nbytes(self) -> int:
-        return self.grid.nbytes + self.hists[0].nbytes + self.hists[1].nbytes
+        return self.grid.nbytes + self.hists[0].nbytes + self.hists[1].nbytes + self.where.nbytes
 
 
 # Layouts kept (by the id of a signature's slot tuple, which each entry holds so that the id
@@ -181,7 +205,22 @@ def _layout(slots: tuple[SlotSignature, ...]) -> _Layout | None:
     slot = np.repeat(np.arange(len(slots), dtype=np.int64), grid.shape[1])
     row, col = _hists(slot, grid.ravel().astype(np.int64), offsets)
     # counts are at most k: int32 halves what the cache holds
-    return _Layout(slots, grid, rows, cols, n, (row.astype(np.int32), col.astype(np.int32)))
+    hists = (row.astype(np.int32), col.astype(np.int32))
+    in_row = grid // cols[:, None].astype(np.uint32)
+    where = np.stack([in_row, grid - in_row * cols[:, None].astype(np.uint32)]).astype(np.int32)
+    return _Layout(
+        slots,
+        grid,
+        n,
+        offsets,
+        hists,
+        where,
+        windows=np.stack([n, rows, cols]).tobytes(),
+        per_class=np.maximum(np.stack([cols, rows]) - 1, 0),
+        n_less=np.maximum(n - 1, 1),
+        single=np.stack([cols < 2, rows < 2]),
+        patterned=n >= 2,
+    )
 
 
 def _offsets(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -195,33 +234,62 @@ def _offsets(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _counts_prepared(a: _Layout | None, b: _Layout | None) -> tuple[list[int], list[int]] | None:
-    """`slot_counts` of two layouts slot by slot (None: they do not fit, or not exactly)."""
-    if a is None or b is None or len(a.slots) != len(b.slots):
+    """`slot_counts` of two layouts slot by slot (None: they do not fit, or not exactly).
+
+    The integers (shared positions, unshared pairs sharing a row or a column) come from the
+    compiled loop where numba is there (`jit_counts`), else from numpy; the float factor made
+    from them is numpy's either way (`_factor_from`'s arithmetic, rows and columns stacked), so
+    the two paths give the same populations."""
+    if a is None or b is None or a.windows != b.windows:
         return None
-    if not (
-        np.array_equal(a.n, b.n) and np.array_equal(a.rows, b.rows)
-        and np.array_equal(a.cols, b.cols)
-    ):  # fmt: skip
+    rows, cols = a.grid_shape[:2]
+    jit = jit_counts() if int(a.n.max()) <= JIT_WINDOW else None
+    if jit is not None:
+        counts = np.empty((3, len(a.slots)), dtype=np.int64)
+        jit.layout_counts(
+            (a.grid, b.grid), (a.where, b.where), a.hists, b.hists, rows, cols, counts
+        )
+        shared = counts[0]
+        same = counts[1:].astype(np.float64)
+    else:
+        _pairs_counted[0] += 1
+        merged = np.sort(np.concatenate([a.grid, b.grid], axis=1), axis=1)
+        twice = merged[:, 1:] == merged[:, :-1]
+        shared = np.count_nonzero(twice, axis=1)
+        both = (
+            np.repeat(np.arange(len(shared), dtype=np.int64), shared),
+            merged[:, 1:][twice].astype(np.int64),
+        )
+        same = np.stack(_same_counts((a.hists, b.hists), both, a.grid_shape))
+    numerator = (a.k - shared) * (b.k - shared) * a.per_class  # `_expected`'s, rows and columns
+    if int(numerator.max()) >= _EXACT:
         return None
-    merged = np.sort(np.concatenate([a.grid, b.grid], axis=1), axis=1)
-    twice = merged[:, 1:] == merged[:, :-1]
-    shared = np.count_nonzero(twice, axis=1)
-    k_a = np.full(len(a.slots), a.grid.shape[1], dtype=np.int64)
-    k_b = np.full(len(b.slots), b.grid.shape[1], dtype=np.int64)
-    expected_rows = _expected(k_a - shared, k_b - shared, a.cols, a.n)
-    expected_cols = _expected(k_a - shared, k_b - shared, a.rows, a.n)
-    if expected_rows is None or expected_cols is None:
-        return None
-    both = (
-        np.repeat(np.arange(len(shared), dtype=np.int64), shared),
-        merged[:, 1:][twice].astype(np.int64),
-    )
-    grid = _offsets(a.rows, a.cols)
-    factor = _factor_of((a.hists, b.hists), both, grid, (expected_rows, expected_cols))
-    patterned = a.n >= 2  # whole rows on both sides, one window size
+    factor = np.where(a.single, 1.0, (same + PRIOR) / (numerator / a.n_less + PRIOR)).max(axis=0)
     population = a.n.copy()
-    _shrink(population, patterned & (factor >= MIN_FACTOR), factor, k_a, k_b)
+    which = a.patterned & (factor >= MIN_FACTOR)
+    if which.any():
+        k_a, k_b = np.full(len(a.slots), a.k), np.full(len(a.slots), b.k)
+        _shrink(population, which, factor, k_a, k_b)
     return shared.tolist(), population.tolist()
+
+
+def jit_counts() -> ModuleType | None:
+    """`fingerprint.compare_jit` (compiled, the same integers) when numba is installed, allowed
+    ($LINEAGE_NO_JIT unset or 0) and worth its import (`JIT_AFTER_PAIRS`); None: numpy."""
+    if os.environ.get(NO_JIT_ENV, "0") not in ("", "0"):
+        return None
+    if _pairs_counted[0] < JIT_AFTER_PAIRS and "numba" not in sys.modules:
+        return None
+    return _import_jit()
+
+
+@lru_cache(maxsize=1)
+def _import_jit() -> ModuleType | None:
+    try:
+        from fingerprint import compare_jit
+    except ImportError:  # numba is an optional dependency (the extra `fast`)
+        return None
+    return compare_jit
 
 
 # One side of a pair, slot after slot: (slot index, position, slot sizes), int64 arrays.
@@ -296,7 +364,7 @@ def _factors(
     if expected_rows is None or expected_cols is None:
         return None
     hists = _hists(side_a[0], side_a[1], grid), _hists(side_b[0], side_b[1], grid)
-    return _factor_of(hists, both, grid, (expected_rows, expected_cols))
+    return _factor_from(_same_counts(hists, both, grid), grid, (expected_rows, expected_cols))
 
 
 def _hists(
@@ -310,20 +378,29 @@ def _hists(
     )
 
 
-def _factor_of(
+def _same_counts(
     hists: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
     both: tuple[np.ndarray, np.ndarray],
     grid: tuple[np.ndarray, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per slot, the (unshared of A, unshared of B) pairs sharing a row, and a column."""
+    row_s, col_s = _hists(both[0], both[1], grid)
+    return (
+        _same(hists[0][0], hists[1][0], row_s, grid[2]),
+        _same(hists[0][1], hists[1][1], col_s, grid[3]),
+    )
+
+
+def _factor_from(
+    same: tuple[np.ndarray, np.ndarray],
+    grid: tuple[np.ndarray, ...],
     expected: tuple[np.ndarray, np.ndarray],
 ) -> np.ndarray:
-    """`_factor`'s larger value of every slot from each side's class counts, the positions both
-    sides hold and the exchangeable counts; `grid`: (rows, cols, row offsets, col offsets)."""
-    rows, cols, row_off, col_off = grid
-    row_s, col_s = _hists(both[0], both[1], grid)
-    same_rows = _same(hists[0][0], hists[1][0], row_s, row_off)
-    same_cols = _same(hists[0][1], hists[1][1], col_s, col_off)
-    by_rows = np.where(cols < 2, 1.0, (same_rows + PRIOR) / (expected[0] + PRIOR))
-    by_cols = np.where(rows < 2, 1.0, (same_cols + PRIOR) / (expected[1] + PRIOR))
+    """`_factor`'s larger value of every slot from `_same_counts` (float64) and the
+    exchangeable counts."""
+    rows, cols = grid[0], grid[1]
+    by_rows = np.where(cols < 2, 1.0, (same[0] + PRIOR) / (expected[0] + PRIOR))
+    by_cols = np.where(rows < 2, 1.0, (same[1] + PRIOR) / (expected[1] + PRIOR))
     return np.maximum(by_rows, by_cols)
 
 

@@ -83,19 +83,20 @@ def summarize(
     if len(per_slot) < FEW_SLOTS:
         warnings.append(f"only {len(per_slot)} comparable slots; the estimate is unstable")
     ov = np.array([s.overlap for s in per_slot])
+    overlap = float(ov.mean())
     p_value = _tail(per_slot)
     identity = float(np.mean([s.identity for s in per_slot]))
     if all(s.same_bytes for s in per_slot) and not shapes:
         verdict = "identical"
     elif p_value <= alpha:
-        verdict, why = _beyond_chance(per_slot, float(ov.mean()), p_value, alpha)
+        verdict, why = _beyond_chance(per_slot, overlap, p_value, alpha)
         warnings.extend(why)
     else:
         verdict = "unrelated"
     return PairResult(
         a=a,
         b=b,
-        overlap=float(ov.mean()),
+        overlap=overlap,
         overlap_median=float(np.median(ov)),
         overlap_min=float(ov.min()),
         overlap_std=float(ov.std()),

@@ -42,6 +42,7 @@ _GRAPH_CODE = (
     "fingerprint.verdict",
     "fingerprint.structure",
     "fingerprint.slot_counts",
+    "fingerprint.compare_jit",
     "fingerprint.alignment",
     "fingerprint.significance",
     "lineage.adapter_graph",

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import fields
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from fingerprint.comparison import COMPARE_VERSION, PairResult, compare
+from fingerprint.comparison import COMPARE_VERSION, PairResult, SlotComparison, compare
 from fingerprint.significance import log10
 from hub.records import ModelRecord
 from lineage.store import PairRow, Store
@@ -45,12 +47,34 @@ DETAIL_FIELDS = (
 )
 # ... of which a row must hold these to stand for a comparison (the others have defaults)
 _REQUIRED = DETAIL_FIELDS[:6]
+# `per_slot`'s stored columns (`pack_detail` sorts a slot's field names), and a slot's values
+_SLOT_COLUMNS = sorted(f.name for f in fields(SlotComparison))
+_slot_row = attrgetter(*_SLOT_COLUMNS)
 
 
-def pair_row(p: PairResult, records: Mapping[str, ModelRecord]) -> PairRow:
-    """The stored form of a detailed comparison, with `a < b` and each value once."""
-    d = p.to_dict()
-    detail = {k: d[k] for k in DETAIL_FIELDS}
+def pair_row(
+    p: PairResult, records: Mapping[str, ModelRecord], *, columns: bool = False
+) -> PairRow:
+    """The stored form of a detailed comparison, with `a < b` and each value once.
+
+    `columns`: `per_slot` already in the form the store packs it in (`pack_detail`: the field
+    names once, a row of values a slot), read from the records directly, for rows going
+    straight to `put_pairs`: the same stored bytes without a dictionary a slot made and taken
+    apart again (a first build writes tens of thousands of pairs of 64 slots). Rows read back
+    hold `per_slot` as dictionaries either way.
+    """
+    if columns:
+        detail = {name: getattr(p, name) for name in DETAIL_FIELDS}
+        detail["per_slot"] = (
+            {"columns": _SLOT_COLUMNS, "rows": [list(_slot_row(s)) for s in p.per_slot]}
+            if p.per_slot
+            else []
+        )
+        detail["warnings"] = list(p.warnings)
+        detail["layer_map"] = [list(m) for m in p.layer_map]
+    else:
+        d = p.to_dict()
+        detail = {k: d[k] for k in DETAIL_FIELDS}
     detail["compare"] = COMPARE_VERSION
     a, b = p.a, p.b
     if a > b:  # the store keeps a < b: the slot counts follow their models
@@ -140,7 +164,7 @@ def cached_pairs(
     out = [stored.get(key) or computed[key] for key in wanted]
     fresh = [computed[key] for key in wanted if key in computed]
     if fresh:
-        store.put_pairs(pair_row(p, records) for p in fresh)
+        store.put_pairs(pair_row(p, records, columns=True) for p in fresh)
     if counter is not None:
         counter["compared"] = counter.get("compared", 0) + len(fresh)
     if stats.background is not None:
@@ -156,7 +180,7 @@ def cached_pairs(
             if counter is not None:
                 counter["compared"] += len(detailed)
             store.put_pairs(
-                pair_row(compare(sigs[a], sigs[b], alpha=stats.alpha_pair), records)
+                pair_row(compare(sigs[a], sigs[b], alpha=stats.alpha_pair), records, columns=True)
                 for a, b, _, _ in detailed
             )
         else:  # overlap only, and only for pairs the store does not hold yet

@@ -1,6 +1,7 @@
 """The vectorized comparison is the slot-by-slot one, to the bit: every count, population,
 identity, p-value, verdict and warning, on many random pairs of slots and of models (related,
-unrelated, structured rows, ragged and odd windows)."""
+unrelated, structured rows, ragged and odd windows). Every test runs twice: the layouts' counts
+made by numpy, and by the compiled loop (`fingerprint.compare_jit`, skipped without numba)."""
 
 import dataclasses
 
@@ -22,6 +23,21 @@ from fingerprint.signature import Signature, SignatureParams, SlotSignature
 from fingerprint.slot_counts import slot_counts
 from fingerprint.structure import shared_and_population
 from lineage.lab.synthetic import synthetic_signatures
+
+
+@pytest.fixture(autouse=True, params=["numpy", "jit"])
+def counting(request, monkeypatch):
+    """Which path counts pairs of layouts: numpy ($LINEAGE_NO_JIT=1), or the compiled loop
+    from the first pair on (as when numba is already imported)."""
+    if request.param == "numpy":
+        monkeypatch.setenv(batched.NO_JIT_ENV, "1")
+        assert batched.jit_counts() is None
+    else:
+        pytest.importorskip("numba")
+        monkeypatch.delenv(batched.NO_JIT_ENV, raising=False)
+        monkeypatch.setattr(batched, "_pairs_counted", [batched.JIT_AFTER_PAIRS])
+        assert batched.jit_counts() is not None
+    return request.param
 
 
 def _slot(

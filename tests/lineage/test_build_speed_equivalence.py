@@ -18,6 +18,7 @@ from lineage.graph import GraphParams, detail_top, recover_with_anomalies
 from lineage.lab.synthetic import store_synthetic, synthetic_signatures
 from lineage.paircache import pair_row
 from lineage.store import Store
+from lineage.store.rows import pack_detail
 
 
 def _reference(a: Signature, b: Signature, alpha: float = DEFAULT_ALPHA) -> PairResult:
@@ -86,3 +87,19 @@ def test_a_rebuild_reads_the_cached_pairs_back(db):
         assert list(store.iter_pairs(batch=7)) == store.pairs()
     assert first.params["pairs_compared"] > 0 and again.params["pairs_compared"] == 0
     assert _without_run_counts(first.to_dict()) == _without_run_counts(again.to_dict())
+
+
+def test_rows_written_as_columns_are_the_bytes_of_the_plain_rows(db):
+    """`pair_row(..., columns=True)` (what a build writes) packs to the bytes `pair_row` does:
+    both orders of a pair, an incomparable pair (no slots) and pairs with warnings."""
+    with Store(db) as store:
+        records, sigs = load_inputs(store)
+    ids = sorted(sigs)
+    empty = dataclasses.replace(sigs[ids[1]], slots=())
+    results = [_reference(sigs[a], sigs[b]) for a in ids[:6] for b in ids[:6] if a != b]
+    results.append(_reference(sigs[ids[0]], empty))
+    assert any(not p.per_slot for p in results) and any(p.warnings for p in results)
+    for p in results:
+        plain, columns = pair_row(p, records), pair_row(p, records, columns=True)
+        assert pack_detail(columns.detail) == pack_detail(plain.detail)
+        assert dataclasses.replace(columns, detail={}) == dataclasses.replace(plain, detail={})
