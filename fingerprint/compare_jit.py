@@ -1,6 +1,6 @@
-"""Compiled (numba) form of the integer counts of `fingerprint.slot_counts`: the same integers.
+"""Compiled (numba) form of the integer counts of `fingerprint.slot_layouts`: the same integers.
 
-`slot_counts._counts_prepared` compares two signatures' cached layouts (every slot's sorted
+`slot_layouts._counts_prepared` compares two signatures' cached layouts (every slot's sorted
 positions and its row and column class counts). Its numpy form sorts the two sides' positions
 together and sums class products over every class of every slot: about thirty array operations
 a pair, most of a graph build's time at 2,000 models. Here one loop per slot does it:
@@ -14,9 +14,9 @@ a pair, most of a graph build's time at 2,000 models. Here one loop per slot doe
 
 Only integers are computed here (exact in int64: every count is at most k), so the results are
 the numpy path's to the bit; the float factor made from them stays in numpy
-(`slot_counts._factor_from_counts`). tests/fingerprint/test_compare_jit.py holds the two paths
+(`slot_layouts._counts_prepared`). tests/fingerprint/test_compare_jit.py holds the two paths
 equal. numba is optional (the extra `fast`); this module is imported only when it is present
-and `LINEAGE_NO_JIT` is unset or 0 (`slot_counts.jit_counts`). Compiled code is cached on disk
+and `LINEAGE_NO_JIT` is unset or 0 (`slot_layouts.jit_counts`). Compiled code is cached on disk
 (`cache=True`), so only the first process after an install compiles.
 """
 
@@ -32,7 +32,7 @@ def layout_counts(grids, wheres, hists_a, hists_b, rows, cols, out):
     the (unshared of A, unshared of B) pairs sharing a row class and a column class.
 
     `grids`: A's and B's (slots, k) positions, strictly increasing and below rows[j] * cols[j]
-    in slot j (what `slot_counts._layout` checked). `wheres`: A's and B's (2, slots, k) row and
+    in slot j (what `slot_layouts._layout` checked). `wheres`: A's and B's (2, slots, k) row and
     column of each position in its window (a division each, made once a signature: here it
     cost more than all the rest). `hists_a`, `hists_b`: (row counts, column counts), slot j's
     rows from sum(rows[:j]) and its columns from sum(cols[:j]).

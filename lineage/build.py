@@ -42,6 +42,7 @@ _GRAPH_CODE = (
     "fingerprint.verdict",
     "fingerprint.structure",
     "fingerprint.slot_counts",
+    "fingerprint.slot_layouts",
     "fingerprint.compare_jit",
     "fingerprint.alignment",
     "fingerprint.significance",

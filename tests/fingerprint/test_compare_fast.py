@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fingerprint import slot_counts as batched
+from fingerprint import slot_layouts
 from fingerprint.alignment import match_slots
 from fingerprint.comparison import (
     PairResult,
@@ -30,13 +30,13 @@ def counting(request, monkeypatch):
     """Which path counts pairs of layouts: numpy ($LINEAGE_NO_JIT=1), or the compiled loop
     from the first pair on (as when numba is already imported)."""
     if request.param == "numpy":
-        monkeypatch.setenv(batched.NO_JIT_ENV, "1")
-        assert batched.jit_counts() is None
+        monkeypatch.setenv(slot_layouts.NO_JIT_ENV, "1")
+        assert slot_layouts.jit_counts() is None
     else:
         pytest.importorskip("numba")
-        monkeypatch.delenv(batched.NO_JIT_ENV, raising=False)
-        monkeypatch.setattr(batched, "_pairs_counted", [batched.JIT_AFTER_PAIRS])
-        assert batched.jit_counts() is not None
+        monkeypatch.delenv(slot_layouts.NO_JIT_ENV, raising=False)
+        monkeypatch.setattr(slot_layouts, "_pairs_counted", [slot_layouts.JIT_AFTER_PAIRS])
+        assert slot_layouts.jit_counts() is not None
     return request.param
 
 
@@ -115,7 +115,7 @@ def test_slot_counts_are_the_slot_by_slot_counts(same_k):
         assert slot_counts(pairs, layouts=layouts) == (shared, population)
         assert slot_counts(pairs, layouts=layouts) == (shared, population)  # cached
         assert slot_counts(pairs, layouts=layouts[::-1]) == (shared, population)  # not these
-        laid_out += all(batched._prepared(side) is not None for side in layouts)
+        laid_out += all(slot_layouts._prepared(side) is not None for side in layouts)
         patterned += sum(p < sa.n for p, (sa, _) in zip(population, pairs, strict=True))
     assert patterned > 10  # the row pattern's population was tested, not only n
     assert laid_out > 10 or not same_k  # and the cached layouts' path

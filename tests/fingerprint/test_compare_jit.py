@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fingerprint import slot_counts
+from fingerprint import slot_layouts
 from fingerprint.signature import SlotSignature
 from tests.fingerprint.test_compare_fast import GRIDS, _positions, _slot
 
@@ -26,7 +26,7 @@ def _numpy_counts(a, b) -> np.ndarray:
         np.repeat(np.arange(len(shared), dtype=np.int64), shared),
         merged[:, 1:][twice].astype(np.int64),
     )
-    same = slot_counts._same_counts((a.hists, b.hists), both, a.grid_shape)
+    same = slot_layouts._same_counts((a.hists, b.hists), both, a.grid_shape)
     return np.stack([shared, *(s.astype(np.int64) for s in same)])
 
 
@@ -52,7 +52,7 @@ def test_compiled_counts_are_numpys():
     tested = shared_total = 0
     for _ in range(300):
         slots_a, slots_b = _layouts(rng)
-        a, b = slot_counts._layout(slots_a), slot_counts._layout(slots_b)
+        a, b = slot_layouts._layout(slots_a), slot_layouts._layout(slots_b)
         if a is None or b is None or a.windows != b.windows:
             continue  # slots of other sizes: no layout (the slot-by-slot path counts them)
         counts = np.empty((3, len(slots_a)), dtype=np.int64)
@@ -66,8 +66,8 @@ def test_compiled_counts_are_numpys():
 
 
 def test_compiled_counts_are_off_when_asked(monkeypatch):
-    monkeypatch.setenv(slot_counts.NO_JIT_ENV, "1")
-    monkeypatch.setattr(slot_counts, "_pairs_counted", [slot_counts.JIT_AFTER_PAIRS])
-    assert slot_counts.jit_counts() is None
-    monkeypatch.setenv(slot_counts.NO_JIT_ENV, "0")
-    assert slot_counts.jit_counts() is compare_jit
+    monkeypatch.setenv(slot_layouts.NO_JIT_ENV, "1")
+    monkeypatch.setattr(slot_layouts, "_pairs_counted", [slot_layouts.JIT_AFTER_PAIRS])
+    assert slot_layouts.jit_counts() is None
+    monkeypatch.setenv(slot_layouts.NO_JIT_ENV, "0")
+    assert slot_layouts.jit_counts() is compare_jit

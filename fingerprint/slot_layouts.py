@@ -1,0 +1,270 @@
+"""Each signature's slots laid out once for `slot_counts`, and two layouts counted slot by slot.
+
+A graph compares a model with dozens of others, so what every pair with a signature computes
+alike is computed once and kept (`_prepared`: a least-recently-used cache of at most
+`LAYOUT_BYTES`): the sorted grid of positions, each position's row and column in its window,
+the row and column class counts, and the constants of `_factor`'s exchangeable count. Two
+layouts of one window layout are then counted slot by slot (`_counts_prepared`): the integers
+by a compiled loop where numba is installed (`fingerprint.compare_jit`, `jit_counts`) or by
+numpy, the float factor by numpy either way, so both paths give the same populations. The class
+counting primitives (`_hists`, `_same_counts`, `_shrink`) are shared with `slot_counts`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
+
+import numpy as np
+
+from fingerprint.records import SlotSignature
+from fingerprint.structure import MIN_FACTOR, PRIOR, grid_floor, window_grid
+
+# Above this many row (or column) classes over a pair's slots, `slot_counts` counts that pair
+# slot by slot (a window of two columns has n / 2 rows: dense counts would cost more than they
+# save).
+DENSE_CLASSES = 1 << 21
+# Integers below this convert to float64 exactly, so the vectorized factor is the scalar one.
+_EXACT = 1 << 53
+# The compiled counts (`fingerprint.compare_jit`) cost a fraction of numpy's a pair, but numba's
+# import costs 1-2 s: a process turns to them after this many pairs of layouts counted with
+# numpy, or at once when numba is imported (the all-pairs counts of a large store import it).
+JIT_AFTER_PAIRS = 500
+NO_JIT_ENV = "LINEAGE_NO_JIT"
+JIT_WINDOW = 1 << 26  # larger windows go to numpy (the compiled loop sets a bit a cell)
+_pairs_counted = [0]  # pairs of layouts counted with numpy in this process (approximate)
+
+
+def _shrink(
+    population: np.ndarray, which: np.ndarray, factor: np.ndarray, k_a: np.ndarray, k_b: np.ndarray
+) -> None:
+    """`shared_and_population`'s population where the pattern is strong enough (in place): n
+    over the factor, on the grid, never below k."""
+    for j in np.flatnonzero(which).tolist():
+        k = max(int(k_a[j]), int(k_b[j]))
+        population[j] = max(k, grid_floor(int(population[j]) / float(factor[j])))
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """One signature's slots made ready for `slot_counts`: every slot with k positions, each
+    window whole rows. `slots` is held so the cache key (their tuple's id) stays theirs. What
+    every pair of such layouts computes alike is computed here once (a graph compares a model
+    with dozens of others, and a pair's numpy calls cost more than their arithmetic)."""
+
+    slots: tuple[SlotSignature, ...]
+    grid: np.ndarray  # (slots, k) uint32 positions
+    n: np.ndarray
+    grid_shape: tuple[np.ndarray, ...]  # `_offsets`: rows, cols, row offsets, column offsets
+    hists: tuple[np.ndarray, np.ndarray]  # row and column class counts
+    where: np.ndarray  # (2, slots, k) int32: each position's row and column in its window
+    windows: bytes  # n, rows and cols of every slot: equal bytes, one window layout
+    # `_expected`'s factors (2, slots): cells a class shares with a cell, less one (rows,
+    # then columns), and n - 1 (at least 1)
+    per_class: np.ndarray
+    n_less: np.ndarray
+    single: np.ndarray  # (2, slots): a class holds a single cell (its factor is 1.0)
+    patterned: np.ndarray  # n >= 2
+
+    @property
+    def k(self) -> int:
+        return self.grid.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        return self.grid.nbytes + self.hists[0].nbytes + self.hists[1].nbytes + self.where.nbytes
+
+
+# Layouts kept (by the id of a signature's slot tuple, which each entry holds so that the id
+# stays its own), least recently used dropped first.
+_LAYOUTS: OrderedDict[int, tuple[tuple[SlotSignature, ...], _Layout | None]] = OrderedDict()
+_LAYOUTS_LOCK = threading.Lock()
+LAYOUT_BYTES = 128 << 20
+_layout_bytes = [0]
+
+
+def _prepared(slots: tuple[SlotSignature, ...]) -> _Layout | None:
+    """The cached `_Layout` of a signature's slots, or None where they do not fit one."""
+    key = id(slots)
+    with _LAYOUTS_LOCK:
+        hit = _LAYOUTS.get(key)
+        if hit is not None and hit[0] is slots:
+            _LAYOUTS.move_to_end(key)
+            return hit[1]
+    layout = _layout(slots)
+    with _LAYOUTS_LOCK:
+        old = _LAYOUTS.pop(key, None)
+        _layout_bytes[0] += _nbytes(layout) - (_nbytes(old[1]) if old else 0)
+        _LAYOUTS[key] = (slots, layout)
+        while _layout_bytes[0] > LAYOUT_BYTES or len(_LAYOUTS) > 4096:
+            _, (_, dropped) = _LAYOUTS.popitem(last=False)
+            _layout_bytes[0] -= _nbytes(dropped)
+    return layout
+
+
+def _nbytes(layout: _Layout | None) -> int:
+    return 0 if layout is None else layout.nbytes
+
+
+def _layout(slots: tuple[SlotSignature, ...]) -> _Layout | None:
+    sizes = {s.positions.size for s in slots}
+    if not slots or len(sizes) != 1 or 0 in sizes:
+        return None
+    n = np.array([s.n for s in slots], dtype=np.int64)
+    grids = [window_grid(s) for s in slots]
+    rows = np.array([g[0] for g in grids], dtype=np.int64)
+    cols = np.array([g[1] for g in grids], dtype=np.int64)
+    grid = np.stack([s.positions for s in slots])
+    if not (
+        np.all(rows * cols == n)
+        and np.all(grid[:, 1:] > grid[:, :-1])
+        and np.all(grid[:, -1] < n)
+        and max(int(rows.sum()), int(cols.sum())) <= DENSE_CLASSES
+        and int(n.max()) < _EXACT
+    ):
+        return None
+    offsets = _offsets(rows, cols)
+    slot = np.repeat(np.arange(len(slots), dtype=np.int64), grid.shape[1])
+    row, col = _hists(slot, grid.ravel().astype(np.int64), offsets)
+    # counts are at most k: int32 halves what the cache holds
+    hists = (row.astype(np.int32), col.astype(np.int32))
+    in_row = grid // cols[:, None].astype(np.uint32)
+    where = np.stack([in_row, grid - in_row * cols[:, None].astype(np.uint32)]).astype(np.int32)
+    return _Layout(
+        slots,
+        grid,
+        n,
+        offsets,
+        hists,
+        where,
+        windows=np.stack([n, rows, cols]).tobytes(),
+        per_class=np.maximum(np.stack([cols, rows]) - 1, 0),
+        n_less=np.maximum(n - 1, 1),
+        single=np.stack([cols < 2, rows < 2]),
+        patterned=n >= 2,
+    )
+
+
+def _offsets(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(rows, cols, row offsets, column offsets): slot j's classes start at its offsets."""
+    return (
+        rows,
+        cols,
+        np.concatenate([[0], np.cumsum(rows)]),
+        np.concatenate([[0], np.cumsum(cols)]),
+    )
+
+
+def _counts_prepared(a: _Layout | None, b: _Layout | None) -> tuple[list[int], list[int]] | None:
+    """`slot_counts` of two layouts slot by slot (None: they do not fit, or not exactly).
+
+    The integers (shared positions, unshared pairs sharing a row or a column) come from the
+    compiled loop where numba is there (`jit_counts`), else from numpy; the float factor made
+    from them is numpy's either way (`_factor_from`'s arithmetic, rows and columns stacked), so
+    the two paths give the same populations."""
+    if a is None or b is None or a.windows != b.windows:
+        return None
+    rows, cols = a.grid_shape[:2]
+    jit = jit_counts() if int(a.n.max()) <= JIT_WINDOW else None
+    if jit is not None:
+        counts = np.empty((3, len(a.slots)), dtype=np.int64)
+        jit.layout_counts(
+            (a.grid, b.grid), (a.where, b.where), a.hists, b.hists, rows, cols, counts
+        )
+        shared = counts[0]
+        same = counts[1:].astype(np.float64)
+    else:
+        _pairs_counted[0] += 1
+        merged = np.sort(np.concatenate([a.grid, b.grid], axis=1), axis=1)
+        twice = merged[:, 1:] == merged[:, :-1]
+        shared = np.count_nonzero(twice, axis=1)
+        both = (
+            np.repeat(np.arange(len(shared), dtype=np.int64), shared),
+            merged[:, 1:][twice].astype(np.int64),
+        )
+        same = np.stack(_same_counts((a.hists, b.hists), both, a.grid_shape))
+    numerator = (a.k - shared) * (b.k - shared) * a.per_class  # `_expected`'s, rows and columns
+    if int(numerator.max()) >= _EXACT:
+        return None
+    factor = np.where(a.single, 1.0, (same + PRIOR) / (numerator / a.n_less + PRIOR)).max(axis=0)
+    population = a.n.copy()
+    which = a.patterned & (factor >= MIN_FACTOR)
+    if which.any():
+        k_a, k_b = np.full(len(a.slots), a.k), np.full(len(a.slots), b.k)
+        _shrink(population, which, factor, k_a, k_b)
+    return shared.tolist(), population.tolist()
+
+
+def jit_counts() -> ModuleType | None:
+    """`fingerprint.compare_jit` (compiled, the same integers) when numba is installed, allowed
+    ($LINEAGE_NO_JIT unset or 0) and worth its import (`JIT_AFTER_PAIRS`); None: numpy."""
+    if os.environ.get(NO_JIT_ENV, "0") not in ("", "0"):
+        return None
+    if _pairs_counted[0] < JIT_AFTER_PAIRS and "numba" not in sys.modules:
+        return None
+    return _import_jit()
+
+
+@lru_cache(maxsize=1)
+def _import_jit() -> ModuleType | None:
+    try:
+        from fingerprint import compare_jit
+    except ImportError:  # numba is an optional dependency (the extra `fast`)
+        return None
+    return compare_jit
+
+
+def _hists(
+    slot: np.ndarray, position: np.ndarray, grid: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many positions each row class and each column class holds (`_classes`)."""
+    row, col = _classes(slot, position, *grid)
+    return (
+        np.bincount(row, minlength=int(grid[2][-1])),
+        np.bincount(col, minlength=int(grid[3][-1])),
+    )
+
+
+def _same_counts(
+    hists: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    both: tuple[np.ndarray, np.ndarray],
+    grid: tuple[np.ndarray, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per slot, the (unshared of A, unshared of B) pairs sharing a row, and a column."""
+    row_s, col_s = _hists(both[0], both[1], grid)
+    return (
+        _same(hists[0][0], hists[1][0], row_s, grid[2]),
+        _same(hists[0][1], hists[1][1], col_s, grid[3]),
+    )
+
+
+def _classes(
+    slot: np.ndarray,
+    position: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    row_off: np.ndarray,
+    col_off: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each position's row and column class, numbered across slots (slot j's from its offset)."""
+    if rows.min() == rows.max() and cols.min() == cols.max():  # one grid: scalar arithmetic
+        r, c = int(rows[0]), int(cols[0])
+        row = position // c
+        return slot * r + row, slot * c + (position - row * c)
+    width = cols[slot]
+    row = position // width
+    return row_off[slot] + row, col_off[slot] + (position - row * width)
+
+
+def _same(
+    hist_a: np.ndarray, hist_b: np.ndarray, hist_s: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
+    """Per slot, how many (unshared of A, unshared of B) pairs share a class, as float64, from
+    each side's class counts and the shared positions'."""
+    running = np.concatenate([[0], np.cumsum((hist_a - hist_s) * (hist_b - hist_s))])
+    return (running[offset[1:]] - running[offset[:-1]]).astype(np.float64)
