@@ -36,7 +36,14 @@ from lineage.sketch_codes import (
     sketch_rows,
     slot_salt,
 )
-from lineage.sketch_segments import MAX_SEGMENT, SketchLog, postings, segment_counts
+from lineage.sketch_segments import (
+    LANES,
+    MAX_SEGMENT,
+    SketchLog,
+    jit_enabled,
+    postings,
+    segment_counts,
+)
 
 __all__ = [
     "DEFAULT_EXPAND",
@@ -94,13 +101,15 @@ class SketchIndex(SketchLog):
     ) -> list[Candidate]:
         """Indexed models sharing at least `min_shared` codes with the sketch `codes` (from
         `sketch_codes`), most shared first."""
-        rows, shared = self.counts(codes)
-        keep = shared >= min_shared
-        return self._named(rows[keep], shared[keep], set(exclude))
+        rows, shared = self.counts_many([codes], least=min_shared)[0]
+        return self._named(rows, shared, set(exclude))
 
     def _named(self, rows: np.ndarray, shared: np.ndarray, skip: set[str]) -> list[Candidate]:
+        """The live candidates of `rows` sharing `shared` codes (empty: unknown, 0), most
+        shared first."""
         out = []
-        for r, s in zip(rows.tolist(), shared.tolist(), strict=True):
+        counts = shared.tolist() if shared.size else [0] * rows.size
+        for r, s in zip(rows.tolist(), counts, strict=True):
             model_id = self.ids[r]
             if self._row[model_id] != r or model_id in skip:
                 continue  # a replaced sketch, or the query itself
@@ -126,7 +135,9 @@ class SketchIndex(SketchLog):
         of the models between the two. So after the direct search, the sketches of up to
         `expand` accepted models (strongest first, `BATCH` at a time) are searched, and what
         they turn up is verified against the query too. `Candidate.sampled` stays the query's
-        own count.
+        own count. Compiled, a pass counts the next strongest of the frontier with the batch (up
+        to `LANES`, never past `expand`; `SketchLog.reaching`): a sketch's count does not depend
+        on when it is made, so the candidates are the same, in fewer passes.
         """
         skip = set(exclude)
         rows, shared = self.counts(codes)  # rows ascending
@@ -152,15 +163,25 @@ class SketchIndex(SketchLog):
         keep = shared >= min_shared
         consider(self._named(rows[keep], shared[keep], skip))
         expanded = 0
+        reached: dict[int, np.ndarray] = {}  # hub row -> rows reaching expand_shared with it
+        width = LANES if jit_enabled() else BATCH
         while frontier and expanded < expand:
             # the strongest first, a batch at a time (counted in one pass over the segments)
             frontier.sort(key=lambda c: (c.sampled, -c.row))
             hubs = [frontier.pop() for _ in range(min(len(frontier), expand - expanded, BATCH))]
             expanded += len(hubs)
-            counted = self.counts_many([self.codes_of(h.model_id) for h in hubs])
-            for hub_rows, hub_shared in counted:
-                keep = hub_shared >= expand_shared
-                consider(self._named(hub_rows[keep], hub_shared[keep], skip))
+            todo = [h for h in hubs if h.row not in reached]
+            if todo:
+                # with the next strongest of the frontier, up to what may still be expanded:
+                # one compiled pass counts `width` sketches for little more than one (their
+                # codes are mostly shared); a count is the same whenever it is made
+                spare = [c for c in reversed(frontier) if c.row not in reached]
+                todo += spare[: max(0, min(expand - expanded, width - len(todo)))]
+                sketches = [self.codes_of(h.model_id) for h in todo]
+                for h, hit in zip(todo, self.reaching(sketches, expand_shared), strict=True):
+                    reached[h.row] = hit
+            for h in hubs:
+                consider(self._named(reached.pop(h.row), np.zeros(0, np.int64), skip))
         found.sort(key=lambda c: (-c.sampled, c.row))
         return found
 

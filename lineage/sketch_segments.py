@@ -13,7 +13,10 @@ postings made in memory when it is first searched after a change.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +25,35 @@ import numpy as np
 
 from lineage.sketch_codes import DEFAULT_MAX_CODES, DEFAULT_RATE
 
-__all__ = ["FORMAT", "MAX_SEGMENT", "SEAL_EVERY", "SketchLog", "postings", "segment_counts"]
+__all__ = [
+    "FORMAT",
+    "LANES",
+    "MAX_SEGMENT",
+    "SEAL_EVERY",
+    "SketchLog",
+    "jit_enabled",
+    "postings",
+    "segment_counts",
+]
 
 FORMAT = 1
 SEAL_EVERY = 256
 MERGE_FANOUT = 4
 MAX_SEGMENT = 1 << 16  # rows within a segment fit in uint16
+# sketches `SketchLog.reaching` counts in one compiled pass: one bit of a uint64 each
+LANES = 64
 _PARTS = ("keys", "starts", "rows")
+
+
+@functools.cache
+def _have_numba() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def jit_enabled() -> bool:
+    """Whether counting goes through the compiled kernel (`lineage.sketch_jit`): numba
+    installed and LINEAGE_NO_JIT unset or 0. Both paths give the same counts."""
+    return os.environ.get("LINEAGE_NO_JIT", "0") in ("", "0") and _have_numba()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,30 +258,45 @@ class SketchLog:
         ascending."""
         return self.counts_many([codes])[0]
 
-    def counts_many(self, queries: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def counts_many(
+        self, queries: list[np.ndarray], least: int = 1
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """`counts` of several sketches in one pass over the segments (the expansion of a
-        search counts many at once: one gather and one `bincount` a segment, not one each)."""
+        search counts many at once), keeping the rows that share at least `least` codes.
+        Compiled (`lineage.sketch_jit`) when `jit_enabled` and `least` > 1, else one gather
+        and one `bincount` a segment; the same counts either way."""
         qs = [np.unique(np.asarray(c, np.uint32)) for c in queries]
-        owner = np.repeat(np.arange(len(qs)), [q.size for q in qs])
-        every = np.concatenate(qs) if qs else np.zeros(0, np.uint32)
         found: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in qs]
         tail = self._tail()
-        for seg in [*self._segments, *([tail] if tail is not None else [])]:
-            size = seg.stop - seg.start
-            flat = _gather(seg, every, owner, size)
-            if flat is None:
-                continue
-            counts = np.bincount(flat, minlength=len(qs) * size).reshape(len(qs), size)
-            for i, row in enumerate(counts):
-                hit = np.flatnonzero(row)
-                found[i][0].append(hit + seg.start)
-                found[i][1].append(row[hit])
+        segments = [*self._segments, *([tail] if tail is not None else [])]
+        # compiled only when most rows are dropped: every row that shares a code (least 1) is
+        # listed faster by `bincount` and `flatnonzero`
+        count = _counts_jit if jit_enabled() and least > 1 else _counts_numpy
+        for seg in segments:
+            for i, (rows, shared) in count(seg, qs, max(1, least)):
+                found[i][0].append(rows + seg.start)
+                found[i][1].append(shared)
         return [
             (np.concatenate(r).astype(np.int64), np.concatenate(c).astype(np.int64))
             if r
             else (np.zeros(0, np.int64), np.zeros(0, np.int64))
             for r, c in found
         ]
+
+    def reaching(self, queries: list[np.ndarray], least: int) -> list[np.ndarray]:
+        """For each sketch, the rows sharing at least `least` codes with it, ascending (what
+        `counts_many` keeps at `least`, without the counts). Compiled, the sketches are
+        counted 64 at a time with each distinct code's postings read once for all of them
+        (`lineage.sketch_jit.segment_reaching`): the sketches of a search's expansion are
+        relatives, sharing most of their codes."""
+        if not jit_enabled():
+            return [rows for rows, _ in self.counts_many(queries, least)]
+        from lineage import sketch_jit
+
+        tail = self._tail()
+        return sketch_jit.reaching(
+            [*self._segments, *([tail] if tail is not None else [])], queries, least, LANES
+        )
 
     def codes_of(self, model_id: str) -> np.ndarray:
         """The stored sketch of an indexed model."""
@@ -279,6 +319,50 @@ class SketchLog:
             (self.path / f"{s.name}.{p}.npy").stat().st_size for s in self._segments for p in _PARTS
         )
         return {"log": log, "postings": parts}
+
+
+def _counts_numpy(
+    seg: Segment, qs: list[np.ndarray], least: int
+) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    """(query, (segment rows, shared codes)) of one segment: every posting of every query code
+    gathered into one array and counted with `bincount`."""
+    size = seg.stop - seg.start
+    owner = np.repeat(np.arange(len(qs)), [q.size for q in qs])
+    every = np.concatenate(qs) if qs else np.zeros(0, np.uint32)
+    flat = _gather(seg, every, owner, size)
+    if flat is None:
+        return []
+    counts = np.bincount(flat, minlength=len(qs) * size).reshape(len(qs), size)
+    out = []
+    for i, row in enumerate(counts):
+        hit = np.flatnonzero(row >= least)
+        out.append((i, (hit, row[hit])))
+    return out
+
+
+def _counts_jit(
+    seg: Segment, qs: list[np.ndarray], least: int
+) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    """`_counts_numpy` by the compiled kernel (`lineage.sketch_jit.segment_counts_many`)."""
+    from lineage import sketch_jit
+
+    if not seg.keys.size or not qs:
+        return []
+    q = np.concatenate(qs)
+    qoff = np.r_[0, np.cumsum([x.size for x in qs])].astype(np.int64)
+    who, rows, shared = sketch_jit.segment_counts_many(
+        np.asarray(seg.keys),
+        np.asarray(seg.starts),
+        np.asarray(seg.rows),
+        q,
+        qoff,
+        seg.stop - seg.start,
+        least,
+    )
+    cuts = np.searchsorted(who, np.arange(len(qs) + 1)).tolist()
+    return [
+        (i, (rows[cuts[i] : cuts[i + 1]], shared[cuts[i] : cuts[i + 1]])) for i in range(len(qs))
+    ]
 
 
 def _gather(seg: Segment, q: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray | None:

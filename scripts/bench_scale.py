@@ -63,6 +63,7 @@ from lineage.sketch_index import (  # noqa: E402
     slot_salt,
 )
 from lineage.sketch_scan import SketchMatcher, StoreSource  # noqa: E402
+from lineage.sketch_segments import jit_enabled  # noqa: E402
 from lineage.sketch_verify import StoredPositions, read_positions  # noqa: E402
 
 QUERIES = 10
@@ -396,7 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         f"codes, up to {DEFAULT_EXPAND} expansions through candidates that pass the pre-check "
         f"(their candidates at >= {DEFAULT_EXPAND_SHARED}) (`lineage.sketch_index`, "
         "`lineage.sketch_scan`). Synthetic Hub (`SyntheticHub`, seed 1): one architecture, 64 "
-        "slots x 512 positions, families of mean size 33.",
+        "slots x 512 positions, families of mean size 33. Counting and the pre-check: "
+        + (
+            "compiled (numba, `lineage.sketch_jit`)."
+            if jit_enabled()
+            else "numpy (numba absent or LINEAGE_NO_JIT=1)."
+        ),
     ]
     if args.recall:
         lines += [

@@ -1,0 +1,100 @@
+"""The scan's compiled paths and the blob layout cache give exactly what the numpy paths give."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fingerprint.signature import Signature
+from lineage.lab.synthetic import SyntheticHub
+from lineage.sketch_index import SketchIndex, sketch_codes
+from lineage.sketch_segments import jit_enabled
+from lineage.sketch_verify import _HEADER, QueryMask, StoredPositions, _walk, read_positions
+
+pytest.importorskip("numba")
+
+N_MODELS = 600
+
+
+@pytest.fixture(scope="module")
+def hub() -> SyntheticHub:
+    return SyntheticHub(N_MODELS, seed=11, family_mean=20.0)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, hub) -> SketchIndex:
+    # small segments and an unsealed tail: every kind of segment is counted
+    index = SketchIndex(tmp_path_factory.mktemp("jit") / "i", seal_every=32)
+    index.extend((hub.model_id(m), sketch_codes(hub.signature(m))) for m in range(N_MODELS - 7))
+    return index
+
+
+def _both(monkeypatch, run):
+    monkeypatch.setenv("LINEAGE_NO_JIT", "1")
+    assert not jit_enabled()
+    slow = run()
+    monkeypatch.setenv("LINEAGE_NO_JIT", "0")
+    assert jit_enabled()
+    return slow, run()
+
+
+@pytest.mark.parametrize("least", [1, 2, 12, 15, 16, 40])
+def test_compiled_counts_equal_numpy(monkeypatch, hub, index, least):
+    # a family's sketches (relatives: shared codes) with unrelated ones, 70 > 64 lanes
+    queries = [index.codes_of(hub.model_id(m)) for m in [*range(40), *range(300, 330)]]
+    slow, fast = _both(monkeypatch, lambda: index.counts_many(queries, least))
+    for (r0, c0), (r1, c1) in zip(slow, fast, strict=True):
+        assert np.array_equal(r0, r1) and np.array_equal(c0, c1)
+        assert r1.dtype == c1.dtype == np.int64
+        assert np.all(c1 >= least) and np.all(np.diff(r1) > 0)
+    counted = fast
+    slow, fast = _both(monkeypatch, lambda: index.reaching(queries, least))
+    assert sum(r.size for r in fast) > 0
+    for a, b, (rows, _) in zip(slow, fast, counted, strict=True):
+        assert np.array_equal(a, b) and np.array_equal(b, rows)
+
+
+def test_related_is_the_same_with_and_without_the_kernels(monkeypatch, hub, index):
+    def run():
+        out = []
+        for q in (0, 45, 310, N_MODELS - 3):  # the last: not indexed (a new upload)
+            codes = sketch_codes(hub.signature(q))
+            same = lambda c, q=q: int(hub.root[c.row]) == int(hub.root[q])  # noqa: E731
+            out.append(index.related(codes, same, expand_shared=4, exclude=[hub.model_id(q)]))
+        return out
+
+    slow, fast = _both(monkeypatch, run)
+    assert slow == fast and sum(map(len, fast)) > 20
+
+
+def test_compiled_screen_equals_numpy(monkeypatch, hub):
+    mask = QueryMask(hub.signature(5))
+    cands = [StoredPositions.of(hub.signature(m)) for m in (5, 6, 7, 300)]
+
+    def run():
+        return [mask.screen(c, 1e-6) for c in cands]
+
+    slow, fast = _both(monkeypatch, run)
+    assert slow == fast and fast[0].shared > 0
+
+
+def _relaid(sig: Signature, key_suffix: str) -> Signature:
+    slots = (dataclasses.replace(sig.slots[0], key=sig.slots[0].key + key_suffix), *sig.slots[1:])
+    return dataclasses.replace(sig, slots=slots)
+
+
+def test_blob_read_through_a_cached_layout_equals_a_walk(hub):
+    sigs = [hub.signature(m) for m in (1, 2, 3)]
+    # same length, other keys: the layout read before must not be taken for it
+    sigs.append(_relaid(hub.signature(4), "x"))
+    sigs.append(_relaid(hub.signature(5), "y"))
+    for sig in sigs + sigs:  # twice: the second time every layout is cached
+        blob = sig.to_bytes()
+        got = read_positions(blob)
+        view = memoryview(blob)
+        walked = _walk(view, _HEADER.unpack_from(view, 0)).read(np.frombuffer(view, np.uint8))
+        assert got.keys == walked.keys == tuple(s.key for s in sig.slots)
+        assert np.array_equal(got.ns, walked.ns) and np.array_equal(got.sizes, walked.sizes)
+        assert np.array_equal(got.positions, np.concatenate([s.positions for s in sig.slots]))
