@@ -22,6 +22,7 @@ from fingerprint.signature import Signature
 __all__ = [
     "DEFAULT_MAX_CODES",
     "DEFAULT_RATE",
+    "distinct",
     "select_codes",
     "sketch_codes",
     "sketch_hashes",
@@ -46,11 +47,19 @@ def sketch_hashes(salt: int, positions: np.ndarray) -> np.ndarray:
         return splitmix64(np.uint64(salt) + positions.astype(np.uint64))
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """`np.unique(values)` (sorted distinct values, same dtype) by a sort: numpy 2's `unique`
+    hashes first, 40x slower on a sketch's 1,024 codes (0.3 ms) and 7 ms on a query's 32,768
+    positions, a scan's cost several times over."""
+    out = np.sort(np.asarray(values).ravel())
+    return out[np.r_[True, out[1:] != out[:-1]]] if out.size else out
+
+
 def select_codes(hashes: np.ndarray, rate: int, max_codes: int) -> np.ndarray:
     """The sampled hashes (those below 2^64 / rate, at most `max_codes`, the smallest) as
     sorted distinct uint32 codes (their low 32 bits)."""
-    picked = np.unique(hashes[hashes < np.uint64((1 << 64) // rate)])[:max_codes]
-    return np.unique((picked & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+    picked = distinct(hashes[hashes < np.uint64((1 << 64) // rate)])[:max_codes]
+    return distinct((picked & np.uint64(0xFFFFFFFF)).astype(np.uint32))
 
 
 def sketch_codes(

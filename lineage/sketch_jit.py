@@ -39,17 +39,28 @@ def reaching(
         codes, inverse = np.unique(every, return_inverse=True)
         masks = np.zeros(codes.size, np.uint64)
         np.bitwise_or.at(masks, inverse, np.left_shift(np.uint64(1), lane))
+        # the narrowest word holding a bit a sketch: a pass of 5 sketches keeps an eighth of
+        # the counters of 64 (the big segment's 2 MB of planes would not stay in L2)
+        word = next(w for w, width in _WORDS if len(chunk) <= width)
+        masks = masks.astype(word)
+        full = np.uint64((1 << len(chunk)) - 1) if len(chunk) < 64 else ~np.uint64(0)
+        least_ = max(1, least)
+        bits = _bits(least_)
         for seg in segments:
             if not seg.keys.size:
                 continue
-            found, rows = segment_reaching(
+            planes = np.zeros((seg.stop - seg.start) * bits, word)
+            count = segment_reaching4 if bits == 4 else segment_reaching
+            found, rows = count(
                 np.asarray(seg.keys),
                 np.asarray(seg.starts),
                 np.asarray(seg.rows),
                 codes,
                 masks,
-                seg.stop - seg.start,
-                max(1, least),
+                planes,
+                bits,
+                least_,
+                full,
             )
             order = np.argsort(found, kind="stable")  # rows stay ascending in a lane
             found, rows = found[order], rows[order] + seg.start
@@ -57,6 +68,18 @@ def reaching(
             for i in range(len(chunk)):
                 out[first + i].append(rows[cuts[i] : cuts[i + 1]])
     return [np.concatenate(r) if r else np.zeros(0, np.int64) for r in out]
+
+
+# (word type, sketches it holds), narrowest first: one bit a sketch in every counter plane
+_WORDS = ((np.uint8, 8), (np.uint16, 16), (np.uint32, 32), (np.uint64, 64))
+
+
+def _bits(least: int) -> int:
+    """Counter planes for counts saturating at 2^bits - 1 >= `least`."""
+    bits = 1
+    while (1 << bits) - 1 < least:
+        bits += 1
+    return bits
 
 
 @njit(cache=True, nogil=True)
@@ -136,29 +159,28 @@ def segment_counts_many(keys, starts, rows, q, qoff, size, least):
 
 
 @njit(cache=True, nogil=True)
-def segment_reaching(keys, starts, rows, codes, masks, size, least):
+def segment_reaching(keys, starts, rows, codes, masks, planes, bits, least, full):
     """Rows of one segment sharing at least `least` codes with each of up to 64 sketches.
 
     The sketches of one search's expansion are relatives of one another, so most codes belong
     to several of them: each distinct code's postings are read once and added to all its
     sketches at once. Every row keeps, for each sketch (a bit lane), a count in bit planes
-    (`bits` uint64 words: the b-th bit of every lane's count), saturating at 2^bits - 1 >=
-    `least`; a code adds its lane mask with a ripple carry through the planes.
+    (`bits` words of `planes`: the b-th bit of every lane's count), saturating at 2^bits - 1
+    >= `least`; a code adds its lane mask with a ripple carry through the planes.
 
     Args:
         keys, starts, rows: the segment's postings (`segment_counts_many`).
         codes: the sorted distinct codes of every sketch together.
-        masks: for each code, the lanes (sketches) holding it.
-        size: rows in the segment.
+        masks: for each code, the lanes (sketches) holding it, in `planes`' word type.
+        planes: zeroed counters, `bits` words a row of the segment (flat: 2-D indexing
+            measured 2x slower).
+        bits: counter planes a row (`_bits(least)`).
         least: the smallest count kept (>= 1).
+        full: the lanes in use (uint64 mask).
 
     Returns:
         (lane, row) of every row at or above `least` in a lane, rows ascending.
     """
-    bits = 1
-    while (1 << bits) - 1 < least:
-        bits += 1
-    planes = np.zeros(size * bits, np.uint64)  # flat: 2-D indexing measured 2x slower
     n = keys.size
     lo = 0
     for e in range(codes.size):
@@ -176,6 +198,42 @@ def segment_reaching(keys, starts, rows, codes, masks, size, least):
                 if carry != 0:  # lanes past the top: held at the top (>= least)
                     for b in range(bits):
                         planes[at + b] |= carry
+    return _reached(planes, bits, least, full)
+
+
+@njit(cache=True, nogil=True)
+def segment_reaching4(keys, starts, rows, codes, masks, planes, bits, least, full):
+    """`segment_reaching` for 4 planes (8 <= least <= 15: the expansion's 12), the ripple
+    carry unrolled: the same counts, saturating the same way, 25-30% faster (measured on the
+    100,000-model index: the four words of a row are read and written once each)."""
+    n = keys.size
+    lo = 0
+    for e in range(codes.size):
+        a = _seek(keys, codes[e], lo)
+        lo = a
+        if a < n and keys[a] == codes[e]:
+            m = masks[e]
+            for p in range(np.int64(starts[a]), np.int64(starts[a + 1])):
+                at = np.int64(rows[p]) * 4
+                w0 = planes[at]
+                w1 = planes[at + 1]
+                w2 = planes[at + 2]
+                w3 = planes[at + 3]
+                c1 = w0 & m
+                c2 = w1 & c1
+                c3 = w2 & c2
+                top = w3 & c3  # lanes past 15: every plane set, held at the top
+                planes[at] = (w0 ^ m) | top
+                planes[at + 1] = (w1 ^ c1) | top
+                planes[at + 2] = (w2 ^ c2) | top
+                planes[at + 3] = (w3 ^ c3) | top
+    return _reached(planes, 4, least, full)
+
+
+@njit(cache=True, nogil=True)
+def _reached(planes, bits, least, full):
+    """(lane, row) of every count in `planes` at or above `least`, rows ascending."""
+    size = planes.size // bits
     cap = 1024
     out_l = np.empty(cap, np.int64)
     out_r = np.empty(cap, np.int64)
@@ -186,13 +244,13 @@ def segment_reaching(keys, starts, rows, codes, masks, size, least):
         gt = zero
         eq = ~zero
         for b in range(bits - 1, -1, -1):
-            word = planes[r * bits + b]
+            word = np.uint64(planes[r * bits + b])
             if (least >> b) & 1:
                 eq &= word
             else:
                 gt |= eq & word
                 eq &= ~word
-        hit = gt | eq
+        hit = (gt | eq) & full
         lane = 0
         while hit != zero:
             if hit & np.uint64(1):

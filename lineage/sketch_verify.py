@@ -27,6 +27,7 @@ import numpy as np
 from fingerprint import significance
 from fingerprint.alignment import split_key
 from fingerprint.records import FORMAT_VERSION, MAGIC, Signature
+from lineage.sketch_codes import distinct
 from lineage.sketch_segments import jit_enabled
 
 __all__ = ["QueryMask", "Screen", "StoredPositions", "read_positions"]
@@ -108,21 +109,24 @@ class _Layout:
     """Where a blob's positions lie, and the bytes that decide it (every length, key, name,
     dtype, shape, window size and position count: all but positions, identity, statistics,
     digest and bytes_read). A blob whose bytes at `fixed` are `fixed_bytes` (and of the same
-    length) is walked exactly as the blob this was made from: its positions are at `gather`."""
+    length) is walked exactly as the blob this was made from: its positions are at `spans`."""
 
     keys: tuple[str, ...]
     ns: np.ndarray
     sizes: np.ndarray
     fixed: np.ndarray
     fixed_bytes: np.ndarray
-    gather: np.ndarray  # byte indices of every position, in order (4 a position)
+    spans: tuple[tuple[int, int], ...]  # each slot's position bytes [start, stop), in order
 
     def read(self, raw: np.ndarray) -> StoredPositions:
+        # a slice a slot (each slot's positions are contiguous): half the time of gathering
+        # every byte by index
+        every = np.concatenate([raw[a:b] for a, b in self.spans]) if self.spans else raw[:0]
         return StoredPositions(
             keys=self.keys,
             ns=self.ns,
             sizes=self.sizes,
-            positions=raw[self.gather].view("<u4").astype(np.uint32),
+            positions=every.view("<u4").astype(np.uint32, copy=False),
         )
 
 
@@ -167,11 +171,6 @@ def _walk(view: memoryview, head: tuple) -> _Layout:
     fixed.append(np.arange(tail, at))
     where = np.concatenate(fixed).astype(np.int64)
     sizes_a = np.array(sizes, np.int64)
-    first = np.repeat(np.array(starts, np.int64), sizes_a)
-    within = np.arange(int(sizes_a.sum()), dtype=np.int64) - np.repeat(
-        np.cumsum(sizes_a) - sizes_a, sizes_a
-    )
-    gather = ((first + 4 * within)[:, None] + np.arange(4)).ravel()
     ns_a = np.array(ns, np.int64)
     ns_a.flags.writeable = sizes_a.flags.writeable = False  # shared by every blob read so
     return _Layout(
@@ -180,7 +179,7 @@ def _walk(view: memoryview, head: tuple) -> _Layout:
         sizes=sizes_a,
         fixed=where,
         fixed_bytes=np.frombuffer(view, np.uint8)[where].copy(),
-        gather=gather,
+        spans=tuple((a, a + 4 * n) for a, n in zip(starts, sizes, strict=True)),
     )
 
 
@@ -303,8 +302,13 @@ class QueryMask:
             if self.eligible[t]
         ]
         if at:
-            every = np.concatenate(at)
-            np.bitwise_or.at(self.table, every >> 3, (1 << (every & 7)).astype(np.uint8))
+            # each byte's bits OR-ed over its distinct cells in one `reduceat` (distinct cells
+            # ascending: a byte's cells are adjacent), not `bitwise_or.at` (7 ms a query)
+            every = distinct(np.concatenate(at))
+            byte = every >> 3
+            first = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
+            bits = np.left_shift(1, every & 7).astype(np.uint8)
+            self.table[byte[first]] = np.bitwise_or.reduceat(bits, first)
 
     def _shape(self, cand: StoredPositions, alpha: float) -> _Shape:
         key = (cand.keys, cand.ns.tobytes(), cand.sizes.tobytes())

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from fingerprint import significance
 from lineage.lab.synthetic import SyntheticHub
+from lineage.sketch_codes import distinct
 from lineage.sketch_index import (
     DEFAULT_MAX_CODES,
     MAX_SEGMENT,
@@ -156,3 +157,18 @@ def test_search_verifies_with_compare(tmp_path, hub, sigs, codes):
     found = index.search(sigs[q], lambda mid: sigs[int(mid[1:])], exclude=[hub.model_id(q)])
     assert hub.model_id(int(hub.parent[q])) in [c.model_id for c, _ in found]
     assert all(pair.verdict != "unrelated" for _, pair in found)
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64, np.int64])
+def test_distinct_is_np_unique(dtype):
+    rng = np.random.default_rng(3)
+    for values in (
+        rng.integers(0, 50, 400),  # many repeats
+        rng.integers(0, 2**31, 1000),
+        np.zeros(0),
+        np.array([7]),
+        np.array([5, 5, 5]),
+    ):
+        a = values.astype(dtype)
+        got, want = distinct(a), np.unique(a)
+        assert got.dtype == want.dtype and np.array_equal(got, want)

@@ -56,6 +56,19 @@ def test_compiled_counts_equal_numpy(monkeypatch, hub, index, least):
         assert np.array_equal(a, b) and np.array_equal(b, rows)
 
 
+@pytest.mark.parametrize("sketches", [5, 12, 30, 64])
+@pytest.mark.parametrize("least", [3, 8, 12, 15])
+def test_every_counter_word_and_plane_kernel_equals_numpy(monkeypatch, hub, index, sketches, least):
+    # 5, 12, 30 and 64 sketches a pass: 8-, 16-, 32- and 64-bit counter words; 8-15 take the
+    # unrolled 4-plane kernel (saturating at 15: a family's sketches share more codes than
+    # that with their relatives), 3 the general one
+    queries = [index.codes_of(hub.model_id(m)) for m in range(sketches)]
+    slow, fast = _both(monkeypatch, lambda: index.reaching(queries, least))
+    assert sum(r.size for r in fast) > sketches  # rows beyond each sketch's own
+    for a, b in zip(slow, fast, strict=True):
+        assert np.array_equal(a, b)
+
+
 def test_related_is_the_same_with_and_without_the_kernels(monkeypatch, hub, index):
     def run():
         out = []
@@ -98,3 +111,15 @@ def test_blob_read_through_a_cached_layout_equals_a_walk(hub):
         assert got.keys == walked.keys == tuple(s.key for s in sig.slots)
         assert np.array_equal(got.ns, walked.ns) and np.array_equal(got.sizes, walked.sizes)
         assert np.array_equal(got.positions, np.concatenate([s.positions for s in sig.slots]))
+
+
+def test_query_table_holds_exactly_the_query_positions(hub):
+    # the table made with `reduceat` over distinct cells is the one `bitwise_or.at` makes
+    sig = hub.signature(9)
+    mask = QueryMask(sig)
+    every = np.concatenate(
+        [mask.offsets[t] + s.positions.astype(np.int64) for t, s in enumerate(sig.slots)]
+    )
+    want = np.zeros_like(mask.table)
+    np.bitwise_or.at(want, every >> 3, (1 << (every & 7)).astype(np.uint8))
+    assert mask.eligible.all() and np.array_equal(mask.table, want) and want.any()
