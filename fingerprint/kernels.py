@@ -17,8 +17,6 @@ numba costs more than they save on a model or two.
 
 from __future__ import annotations
 
-import os
-import sys
 from functools import lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from blake3 import blake3
 
+from fingerprint import jit
 from fingerprint.device import use_kernel_threads
 from fingerprint.hashing import GOLDEN, signed64, splitmix64, splitmix64_torch
 
@@ -45,7 +44,7 @@ IDENTITY_RATE = 8
 SAMPLE_STRIDE = 16
 
 _GOLDEN = signed64(GOLDEN)
-NO_JIT_ENV = "LINEAGE_NO_JIT"
+NO_JIT_ENV = jit.NO_JIT_ENV
 # The compiled kernels save about 0.1-0.4 ms a window, but a process pays 1-2 s to import numba
 # and load their cached code (measured: `lineage compare` of two 90 MB models 2.0-2.4 s wall
 # with numpy, 3.5-4.3 s compiled). So a process starts on numpy and turns to them once it has
@@ -68,20 +67,11 @@ def jit_kernels() -> ModuleType | None:
     """`fingerprint.kernels_jit` (compiled, the same bits) when it is installed, allowed
     ($LINEAGE_NO_JIT unset or 0) and chosen (`use_jit`); None: the numpy code here, which
     defines the format."""
-    if _jit_choice is False or os.environ.get(NO_JIT_ENV, "0") not in ("", "0"):
+    if _jit_choice is False or not jit.allowed():
         return None
-    if _jit_choice is None and _windows_signed < JIT_AFTER_WINDOWS and "numba" not in sys.modules:
+    if _jit_choice is None and not jit.worth(_windows_signed, JIT_AFTER_WINDOWS):
         return None
-    return _import_jit()
-
-
-@lru_cache(maxsize=1)
-def _import_jit() -> ModuleType | None:
-    try:
-        from fingerprint import kernels_jit
-    except ImportError:  # numba is an optional dependency (the extra `fast`)
-        return None
-    return kernels_jit
+    return jit.compiled("fingerprint.kernels_jit")
 
 
 def _bits(x: np.ndarray) -> np.ndarray | None:

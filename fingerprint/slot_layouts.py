@@ -12,16 +12,14 @@ counting primitives (`_hists`, `_same_counts`, `_shrink`) are shared with `slot_
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from types import ModuleType
 
 import numpy as np
 
+from fingerprint import jit
 from fingerprint.records import SlotSignature
 from fingerprint.structure import MIN_FACTOR, PRIOR, grid_floor, window_grid
 
@@ -35,7 +33,7 @@ _EXACT = 1 << 53
 # import costs 1-2 s: a process turns to them after this many pairs of layouts counted with
 # numpy, or at once when numba is imported (the all-pairs counts of a large store import it).
 JIT_AFTER_PAIRS = 500
-NO_JIT_ENV = "LINEAGE_NO_JIT"
+NO_JIT_ENV = jit.NO_JIT_ENV
 JIT_WINDOW = 1 << 26  # larger windows go to numpy (the compiled loop sets a bit a cell)
 _pairs_counted = [0]  # pairs of layouts counted with numpy in this process (approximate)
 
@@ -203,20 +201,9 @@ def _counts_prepared(a: _Layout | None, b: _Layout | None) -> tuple[list[int], l
 def jit_counts() -> ModuleType | None:
     """`fingerprint.compare_jit` (compiled, the same integers) when numba is installed, allowed
     ($LINEAGE_NO_JIT unset or 0) and worth its import (`JIT_AFTER_PAIRS`); None: numpy."""
-    if os.environ.get(NO_JIT_ENV, "0") not in ("", "0"):
+    if not jit.allowed() or not jit.worth(_pairs_counted[0], JIT_AFTER_PAIRS):
         return None
-    if _pairs_counted[0] < JIT_AFTER_PAIRS and "numba" not in sys.modules:
-        return None
-    return _import_jit()
-
-
-@lru_cache(maxsize=1)
-def _import_jit() -> ModuleType | None:
-    try:
-        from fingerprint import compare_jit
-    except ImportError:  # numba is an optional dependency (the extra `fast`)
-        return None
-    return compare_jit
+    return jit.compiled("fingerprint.compare_jit")
 
 
 def _hists(

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fingerprint import jit
 from fingerprint.hashing import splitmix64
 from fingerprint.signature import Signature
 
@@ -76,13 +77,7 @@ def default_workers() -> int:
 def counting_path(n: int) -> str:
     """ "jit" when the compiled kernel (`allpairs_jit`, numba) counts n models, else "numpy":
     numba must be installed, n at least `JIT_MIN_MODELS`, and LINEAGE_NO_JIT unset or 0."""
-    if n < JIT_MIN_MODELS or os.environ.get("LINEAGE_NO_JIT", "0") not in ("", "0"):
-        return "numpy"
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return "numpy"
-    return "jit"
+    return "jit" if n >= JIT_MIN_MODELS and jit.allowed() and jit.installed() else "numpy"
 
 
 def slot_entries(

@@ -13,16 +13,14 @@ postings made in memory when it is first searched after a change.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fingerprint import jit
 from lineage.sketch_codes import DEFAULT_MAX_CODES, DEFAULT_RATE, distinct
 
 __all__ = [
@@ -45,15 +43,11 @@ LANES = 64
 _PARTS = ("keys", "starts", "rows")
 
 
-@functools.cache
-def _have_numba() -> bool:
-    return importlib.util.find_spec("numba") is not None
-
-
 def jit_enabled() -> bool:
     """Whether counting goes through the compiled kernel (`lineage.sketch_jit`): numba
-    installed and LINEAGE_NO_JIT unset or 0. Both paths give the same counts."""
-    return os.environ.get("LINEAGE_NO_JIT", "0") in ("", "0") and _have_numba()
+    installed and LINEAGE_NO_JIT unset or 0 (`fingerprint.jit`). Both paths give the same
+    counts."""
+    return jit.allowed() and jit.installed()
 
 
 @dataclass(frozen=True, slots=True)

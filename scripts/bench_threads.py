@@ -88,6 +88,7 @@ def measure(
     import numpy as np
     from safetensors.torch import load_file
 
+    from fingerprint import jit as jit_rule
     from fingerprint import kernels
     from fingerprint.plan import plan_slots
     from fingerprint.signature import SignatureParams, compute_signature
@@ -147,7 +148,7 @@ def measure(
 
         runs["datasketch MinHash of windows"] = sketch
     runs["fingerprint, default (numpy kernels)"] = lambda: fingerprint(False)
-    if kernels._import_jit() is not None:
+    if jit_rule.compiled("fingerprint.kernels_jit") is not None:
         runs["fingerprint, compiled kernels"] = lambda: fingerprint(True)
     for fn in runs.values():  # warm the page cache and the caches of the kernels
         fn()
