@@ -43,11 +43,18 @@ LANES = 64
 _PARTS = ("keys", "starts", "rows")
 
 
+# Below this many indexed models numpy counts in a few ms, while the compiled kernels cost a
+# process 1-2 s to load and ~20 s to compile the first time after an install: the compiled
+# paths start once an index this large is searched, or at once when numba is imported already.
+JIT_MIN_ROWS = 5000
+_largest = [0]  # the most rows an index searched in this process held
+
+
 def jit_enabled() -> bool:
-    """Whether counting goes through the compiled kernel (`lineage.sketch_jit`): numba
-    installed and LINEAGE_NO_JIT unset or 0 (`fingerprint.jit`). Both paths give the same
-    counts."""
-    return jit.allowed() and jit.installed()
+    """Whether counting goes through the compiled kernels (`lineage.sketch_jit`): numba
+    installed, LINEAGE_NO_JIT unset or 0, and worth loading (`JIT_MIN_ROWS`; `fingerprint.jit`).
+    Both paths give the same counts."""
+    return jit.allowed() and jit.installed() and jit.worth(_largest[0], JIT_MIN_ROWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +273,7 @@ class SketchLog:
         search counts many at once), keeping the rows that share at least `least` codes.
         Compiled (`lineage.sketch_jit`) when `jit_enabled` and `least` > 1, else one gather
         and one `bincount` a segment; the same counts either way."""
+        _largest[0] = max(_largest[0], len(self.ids))
         qs = [distinct(np.asarray(c, np.uint32)) for c in queries]
         found: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in qs]
         tail = self._tail()
@@ -290,6 +298,7 @@ class SketchLog:
         counted 64 at a time with each distinct code's postings read once for all of them
         (`lineage.sketch_jit.segment_reaching`): the sketches of a search's expansion are
         relatives, sharing most of their codes."""
+        _largest[0] = max(_largest[0], len(self.ids))
         if not jit_enabled():
             return [rows for rows, _ in self.counts_many(queries, least)]
         from lineage import sketch_jit
