@@ -86,7 +86,13 @@ def test_watch_usage_errors_exit_2_touching_nothing(argv, message, tmp_path, cap
 def test_watch_stops_cleanly_on_a_signal(hub_env, zoo, tmp_path, sig, how):
     server = hub_env.start(zoo)
     db = tmp_path / "db.sqlite"
-    env = {**os.environ, "LINEAGE_CACHE": str(tmp_path / "lc"), "PYTHONPATH": str(ROOT)}
+    # faulthandler: a process that does not stop is asked (SIGABRT) where each thread is
+    env = {
+        **os.environ,
+        "LINEAGE_CACHE": str(tmp_path / "lc"),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONFAULTHANDLER": "1",
+    }
     argv = ["--db", str(db), "scan", "--watch", "--endpoint", server.url, "--since", "2024-05-01"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "lineage", *argv, "--interval", "0.2", "--device", "cpu"],
@@ -102,7 +108,12 @@ def test_watch_stops_cleanly_on_a_signal(hub_env, zoo, tmp_path, sig, how):
         time.sleep(0.5)  # a few empty polls
         assert proc.poll() is None, "the watch ended by itself"
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"the watch did not stop within 60 s of the signal; stderr:\n{err[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
