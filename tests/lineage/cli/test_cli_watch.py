@@ -80,6 +80,10 @@ def test_watch_usage_errors_exit_2_touching_nothing(argv, message, tmp_path, cap
     assert not db.exists()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     ("sig", "how"), [(signal.SIGTERM, "stopped (SIGTERM)"), (signal.SIGINT, "interrupted")]
 )
@@ -101,6 +105,9 @@ def test_watch_stops_cleanly_on_a_signal(hub_env, zoo, tmp_path, sig, how):
         text=True,
         env=env,
         cwd=ROOT,
+        # a runner started in the background of a shell without job control ignores SIGINT,
+        # and Python keeps an ignored SIGINT ignored: give the child the default back
+        preexec_fn=_default_sigint,
     )
     try:
         first = proc.stdout.readline() if proc.stdout else ""
