@@ -86,15 +86,25 @@ def distinct_counts(bits, rows, cols, width):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _value_bits(bits):
+    """A float32's bits as the distinct count compares them: -0.0 as 0.0; -1 for a NaN or an
+    infinity (each counts as a value of its own)."""
+    b = np.uint32(bits)
+    if (b & _ABS) >= _INF_BITS:
+        return np.int64(-1)
+    return np.int64(0) if b == _SIGN else np.int64(b)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _distinct_high_halves(row, seen):
     seen[:] = 0
     distinct = 0
     for i in range(row.size):
-        b = np.uint32(row[i])
-        if (b & _ABS) >= _INF_BITS:  # NaN or an infinity: always its own value
+        v = _value_bits(row[i])
+        if v < 0:  # NaN or an infinity: always its own value
             distinct += 1
             continue
-        b = np.uint32(0) if b == _SIGN else b  # -0.0 == 0.0
+        b = np.uint32(v)
         h = b >> np.uint32(16)
         word = h >> np.uint32(6)
         bit = np.uint64(1) << np.uint64(h & np.uint32(63))
@@ -109,11 +119,11 @@ def _distinct_hashed(row, table):
     table[:] = _EMPTY
     distinct = 0
     for i in range(row.size):
-        b = np.uint32(row[i])
-        if (b & _ABS) >= _INF_BITS:  # NaN or an infinity: always its own value
+        v = _value_bits(row[i])
+        if v < 0:  # NaN or an infinity: always its own value
             distinct += 1
             continue
-        b = np.uint32(0) if b == _SIGN else b  # -0.0 == 0.0
+        b = np.uint32(v)
         slot = np.int64(np.uint32(b * np.uint32(0x9E3779B1)) >> np.uint32(32 - _TABLE_BITS))
         while True:
             held = table[slot]
