@@ -27,6 +27,7 @@ from fingerprint.slot_layouts import (
     _prepared,
     _same_counts,
     _shrink,
+    shared_rows,
 )
 from fingerprint.structure import (
     MIN_FACTOR,
@@ -125,10 +126,7 @@ def _shared(
         for g in (grid_a, grid_b):
             if not (np.all(g[:, 1:] > g[:, :-1]) and np.all(g[:, -1] < n)):
                 return None
-        merged = np.sort(np.concatenate([grid_a, grid_b], axis=1), axis=1)
-        twice = merged[:, 1:] == merged[:, :-1]
-        per_slot = np.count_nonzero(twice, axis=1)
-        both = (np.repeat(slot, per_slot), merged[:, 1:][twice].astype(np.int64))
+        _, both = shared_rows(grid_a, grid_b)
         return (
             (np.repeat(slot, size_a), grid_a.ravel().astype(np.int64), size_a),
             (np.repeat(slot, size_b), grid_b.ravel().astype(np.int64), size_b),

@@ -178,13 +178,7 @@ def _counts_prepared(a: _Layout | None, b: _Layout | None) -> tuple[list[int], l
         same = counts[1:].astype(np.float64)
     else:
         _pairs_counted[0] += 1
-        merged = np.sort(np.concatenate([a.grid, b.grid], axis=1), axis=1)
-        twice = merged[:, 1:] == merged[:, :-1]
-        shared = np.count_nonzero(twice, axis=1)
-        both = (
-            np.repeat(np.arange(len(shared), dtype=np.int64), shared),
-            merged[:, 1:][twice].astype(np.int64),
-        )
+        shared, both = shared_rows(a.grid, b.grid)
         same = np.stack(_same_counts((a.hists, b.hists), both, a.grid_shape))
     numerator = (a.k - shared) * (b.k - shared) * a.per_class  # `_expected`'s, rows and columns
     if int(numerator.max()) >= _EXACT:
@@ -196,6 +190,19 @@ def _counts_prepared(a: _Layout | None, b: _Layout | None) -> tuple[list[int], l
         k_a, k_b = np.full(len(a.slots), a.k), np.full(len(a.slots), b.k)
         _shrink(population, which, factor, k_a, k_b)
     return shared.tolist(), population.tolist()
+
+
+def shared_rows(
+    grid_a: np.ndarray, grid_b: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Per slot (a row of each grid, positions strictly increasing), how many positions both
+    hold, and the (slot, position) of each: the two rows sorted together, a position both hold
+    stands twice in a row."""
+    merged = np.sort(np.concatenate([grid_a, grid_b], axis=1), axis=1)
+    twice = merged[:, 1:] == merged[:, :-1]
+    shared = np.count_nonzero(twice, axis=1)
+    slot = np.repeat(np.arange(len(shared), dtype=np.int64), shared)
+    return shared, (slot, merged[:, 1:][twice].astype(np.int64))
 
 
 def jit_counts() -> ModuleType | None:

@@ -19,13 +19,7 @@ from fingerprint import compare_jit  # noqa: E402
 
 def _numpy_counts(a, b) -> np.ndarray:
     """(shared, same rows, same columns) of every slot, as `_counts_prepared`'s numpy path."""
-    merged = np.sort(np.concatenate([a.grid, b.grid], axis=1), axis=1)
-    twice = merged[:, 1:] == merged[:, :-1]
-    shared = np.count_nonzero(twice, axis=1)
-    both = (
-        np.repeat(np.arange(len(shared), dtype=np.int64), shared),
-        merged[:, 1:][twice].astype(np.int64),
-    )
+    shared, both = slot_layouts.shared_rows(a.grid, b.grid)
     same = slot_layouts._same_counts((a.hists, b.hists), both, a.grid_shape)
     return np.stack([shared, *(s.astype(np.int64) for s in same)])
 
