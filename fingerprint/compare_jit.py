@@ -12,12 +12,15 @@ a pair, most of a graph build's time at 2,000 models. Here one loop per slot doe
   count at each of A's positions, the second the two counts at each shared position, the third
   counted as the shared positions come (each adds 2 * (those already in its class) + 1).
 
-Only integers are computed here (exact in int64: every count is at most k), so the results are
-the numpy path's to the bit; the float factor made from them stays in numpy
-(`slot_layouts._counts_prepared`). tests/fingerprint/test_compare_jit.py holds the two paths
-equal. numba is optional (the extra `fast`); this module is imported only when it is present
-and `LINEAGE_NO_JIT` is unset or 0 (`slot_layouts.jit_counts`). Compiled code is cached on disk
-(`cache=True`), so only the first process after an install compiles.
+`layout_classes` makes one signature's rows, columns and class counts for the layout (the
+same integers as numpy's, without its temporaries: a freshly parsed candidate's layout is made
+for one pair). Only integers are computed here (exact in int64: every count is at most k), so
+the results are the numpy path's to the bit; the float factor made from them stays in numpy
+(`slot_layouts._counts_prepared`). tests/fingerprint/test_compare_jit.py and
+tests/fingerprint/test_fresh_parse.py hold the two paths equal. numba is optional (the extra
+`fast`); this module is imported only when it is present and `LINEAGE_NO_JIT` is unset or 0
+(`slot_layouts.jit_counts`). Compiled code is cached on disk (`cache=True`), so only the first
+process after an install compiles.
 """
 
 from __future__ import annotations
@@ -100,3 +103,29 @@ def layout_counts(grids, wheres, hists_a, hists_b, rows, cols, out):
         out[2, j] = dot_c - cross_c + square_c
         row_off += rows[j]
         col_off += cols[j]
+
+
+@njit(cache=True, nogil=True)
+def layout_classes(grid, cols, firsts, where, hist_r, hist_c):
+    """One signature's `where` and class counts (`slot_layouts._layout`'s numpy arithmetic, the
+    same integers), in one pass over its positions without the numpy path's temporaries (a
+    fresh signature's layout is made once and used once: its memory, not its arithmetic, cost).
+
+    `grid`: (slots, k) positions, each below its slot's window (checked by the caller). `cols`:
+    each slot's columns. `firsts`: (2, slots, 1) each slot's first row class and column class.
+    Writes each position's row and column into `where` (2, slots, k) and adds one to its row
+    class in `hist_r` and its column class in `hist_c` (both zero on entry).
+    """
+    slots, k = grid.shape
+    for j in range(slots):
+        width = cols[j]
+        first_r = firsts[0, j, 0]
+        first_c = firsts[1, j, 0]
+        for i in range(k):
+            p = np.int64(grid[j, i])
+            r = p // width
+            q = p - r * width
+            where[0, j, i] = r
+            where[1, j, i] = q
+            hist_r[first_r + r] += 1
+            hist_c[first_c + q] += 1

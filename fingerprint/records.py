@@ -1,7 +1,9 @@
 """Signature records and their byte layout (documented in docs/signature-format.md).
 
 A signature is serialized by the record itself (`Signature.to_bytes`, `Signature.from_bytes`),
-so records and layout live together: no other module has to know both.
+so records and layout live together: no other module has to know both. Reading walks the blob
+field by field (`_walk`); a blob laid out as one walked before (every length the walk reads
+equal) is unpacked at once by `fingerprint.blob_layouts`, the same fields.
 
 All integers little-endian. Strings are UTF-8 with a length prefix.
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fingerprint import blob_layouts
 from fingerprint.errors import SignatureFormatError
 
 FORMAT_VERSION = 4  # 3: identity MinHash over a hashed 1-in-8 subset; 4: BLAKE3 digest (docs)
@@ -239,34 +242,20 @@ class _Reader:
 
 
 def loads(blob: bytes, model_id: str = "") -> Signature:
-    """A signature from `dumps`'s bytes.
+    """A signature from `dumps`'s bytes: a blob laid out as one read before is unpacked at once
+    (`fingerprint.blob_layouts`, the same fields), any other walked field by field.
 
     Raises:
         SignatureFormatError: bad magic, an unreadable version, truncated or trailing bytes.
     """
-    r = _Reader(blob)
-    (
-        magic,
-        version,
-        _flags,
-        k,
-        window,
-        max_slots,
-        identity_k,
-        identity_window,
-        min_elements,
-        seed,
-        bytes_read,
-        n_slots,
-        n_skipped,
-    ) = r.unpack(_HEADER.format[1:])
-    if magic != MAGIC:
-        raise SignatureFormatError("not a model-lineage signature (bad magic)")
-    if version != FORMAT_VERSION:
-        raise SignatureFormatError(
-            f"signature format v{version} is not readable by this version (v{FORMAT_VERSION}); "
-            "re-run `lineage fingerprint --all`"
-        )
+    fields = blob_layouts.read(blob)
+    if fields is None:
+        fields = _walk(blob)
+        blob_layouts.remember(len(blob), fields)
+    else:
+        _check_head(fields[0])
+    head, slots, skipped = fields
+    _, version, _, k, window, max_slots, identity_k, identity_window, min_elements, seed = head[:10]
     params = SignatureParams(
         k=k,
         window=window,
@@ -277,8 +266,36 @@ def loads(blob: bytes, model_id: str = "") -> Signature:
         seed=seed,
         version=version,
     )
-    slots = []
-    for _ in range(n_slots):
+    return Signature(
+        params=params,
+        slots=tuple(SlotSignature(*slot) for slot in slots),
+        skipped=skipped,
+        bytes_read=head[10],
+        model_id=model_id,
+    )
+
+
+def _check_head(head: tuple) -> None:
+    if head[0] != MAGIC:
+        raise SignatureFormatError("not a model-lineage signature (bad magic)")
+    if head[1] != FORMAT_VERSION:
+        raise SignatureFormatError(
+            f"signature format v{head[1]} is not readable by this version (v{FORMAT_VERSION}); "
+            "re-run `lineage fingerprint --all`"
+        )
+
+
+def _walk(blob: bytes) -> blob_layouts.BlobFields:
+    """A blob's fields (`blob_layouts.BlobFields`), read one after another.
+
+    Raises:
+        SignatureFormatError: as `loads`.
+    """
+    r = _Reader(blob)
+    head = r.unpack(_HEADER.format[1:])
+    _check_head(head)
+    slots: list[blob_layouts.SlotFields] = []
+    for _ in range(head[11]):
         key = r.string("H")
         tensor = r.string("H")
         dtype = r.string("B")
@@ -292,31 +309,12 @@ def loads(blob: bytes, model_id: str = "") -> Signature:
         mean, std, kurt, absmax, distinct = r.unpack("5d")
         digest = bytes(r.take(16))
         slots.append(
-            SlotSignature(
-                key=key,
-                tensor=tensor,
-                dtype=dtype,
-                shape=tuple(shape),
-                n=n,
-                positions=positions,
-                identity=identity,
-                mean=mean,
-                std=std,
-                kurtosis=kurt,
-                absmax=absmax,
-                distinct=distinct,
-                digest=digest,
-            )
+            (key, tensor, dtype, tuple(shape), n, positions, identity)
+            + (mean, std, kurt, absmax, distinct, digest)
         )
-    skipped = tuple((r.string("H"), r.string("H")) for _ in range(n_skipped))
+    skipped = tuple((r.string("H"), r.string("H")) for _ in range(head[12]))
     if r.at != len(r.blob):
         raise SignatureFormatError(
             "signature blob has trailing bytes; re-run `lineage fingerprint`"
         )
-    return Signature(
-        params=params,
-        slots=tuple(slots),
-        skipped=skipped,
-        bytes_read=bytes_read,
-        model_id=model_id,
-    )
+    return head, slots, skipped

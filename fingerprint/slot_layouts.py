@@ -3,7 +3,11 @@
 A graph compares a model with dozens of others, so what every pair with a signature computes
 alike is computed once and kept (`_prepared`: a least-recently-used cache of at most
 `LAYOUT_BYTES`): the sorted grid of positions, each position's row and column in its window,
-the row and column class counts, and the constants of `_factor`'s exchangeable count. Two
+the row and column class counts, and the constants of `_factor`'s exchangeable count. A scan
+meets every candidate freshly parsed, its layout made for one pair: what depends only on the
+windows (every slot's n and shape: the same for every model of an architecture) is made once
+and shared (`_windows`), and the rows, columns and class counts are one pass over the
+positions (`compare_jit.layout_classes` where numba runs, else numpy: the same integers). Two
 layouts of one window layout are then counted slot by slot (`_counts_prepared`): the integers
 by a compiled loop where numba is installed (`fingerprint.compare_jit`, `jit_counts`) or by
 numpy, the float factor by numpy either way, so both paths give the same populations. The class
@@ -109,43 +113,124 @@ def _nbytes(layout: _Layout | None) -> int:
     return 0 if layout is None else layout.nbytes
 
 
-def _layout(slots: tuple[SlotSignature, ...]) -> _Layout | None:
-    sizes = {s.positions.size for s in slots}
-    if not slots or len(sizes) != 1 or 0 in sizes:
-        return None
+@dataclass(frozen=True, slots=True)
+class _Windows:
+    """What a `_Layout` holds that depends only on its slots' windows (each slot's n and shape):
+    the same for every model of one architecture, so made once and shared (`_windows`), its
+    arrays read-only. `fits`: every window is whole rows, the classes are few enough to count
+    densely and n is exact in float64 (else no layout)."""
+
+    n: np.ndarray
+    grid_shape: tuple[np.ndarray, ...]  # `_offsets`
+    windows: bytes
+    per_class: np.ndarray
+    n_less: np.ndarray
+    single: np.ndarray
+    patterned: np.ndarray
+    fits: bool
+    width: np.ndarray  # each slot's columns as a (slots, 1) uint32 divisor, or one uint32
+    firsts: np.ndarray  # (2, slots, 1) int64: each slot's first row class and column class
+
+
+# `_Windows` by the (n, shape) of every slot, all dropped past `_WINDOWS_KEPT` (one entry an
+# architecture: a store holds a few dozen).
+_WINDOWS: dict[tuple[tuple[int, tuple[int, ...]], ...], _Windows] = {}
+_WINDOWS_KEPT = 256
+
+
+def _windows(slots: tuple[SlotSignature, ...]) -> _Windows:
+    key = tuple([(s.n, tuple(s.shape)) for s in slots])
+    hit = _WINDOWS.get(key)
+    if hit is not None:
+        return hit
     n = np.array([s.n for s in slots], dtype=np.int64)
     grids = [window_grid(s) for s in slots]
     rows = np.array([g[0] for g in grids], dtype=np.int64)
     cols = np.array([g[1] for g in grids], dtype=np.int64)
-    grid = np.stack([s.positions for s in slots])
-    if not (
+    offsets = _offsets(rows, cols)
+    fits = bool(
         np.all(rows * cols == n)
-        and np.all(grid[:, 1:] > grid[:, :-1])
-        and np.all(grid[:, -1] < n)
         and max(int(rows.sum()), int(cols.sum())) <= DENSE_CLASSES
         and int(n.max()) < _EXACT
-    ):
-        return None
-    offsets = _offsets(rows, cols)
-    slot = np.repeat(np.arange(len(slots), dtype=np.int64), grid.shape[1])
-    row, col = _hists(slot, grid.ravel().astype(np.int64), offsets)
-    # counts are at most k: int32 halves what the cache holds
-    hists = (row.astype(np.int32), col.astype(np.int32))
-    in_row = grid // cols[:, None].astype(np.uint32)
-    where = np.stack([in_row, grid - in_row * cols[:, None].astype(np.uint32)]).astype(np.int32)
-    return _Layout(
-        slots,
-        grid,
+    )
+    # one width for all: a scalar divisor (a third of the time of an array of them)
+    width = (
+        np.uint32(cols[0]) if fits and cols.min() == cols.max() else cols[:, None].astype(np.uint32)
+    )
+    made = _Windows(
         n,
         offsets,
-        hists,
-        where,
-        windows=np.stack([n, rows, cols]).tobytes(),
+        np.stack([n, rows, cols]).tobytes(),
         per_class=np.maximum(np.stack([cols, rows]) - 1, 0),
         n_less=np.maximum(n - 1, 1),
         single=np.stack([cols < 2, rows < 2]),
         patterned=n >= 2,
+        fits=fits,
+        width=width,
+        firsts=np.stack([offsets[2][:-1], offsets[3][:-1]])[:, :, None],
     )
+    shared = (n, *offsets, made.per_class, made.n_less, made.single, made.patterned, made.firsts)
+    for array in shared:
+        array.flags.writeable = False  # shared by every layout of these windows
+    if len(_WINDOWS) >= _WINDOWS_KEPT:
+        _WINDOWS.clear()
+    _WINDOWS[key] = made
+    return made
+
+
+def _layout(slots: tuple[SlotSignature, ...]) -> _Layout | None:
+    """`slots` laid out (`_Layout`), or None where they do not fit one: slots of unequal or no
+    positions, positions not uint32 (the format's), not strictly increasing or past the
+    window, windows not whole rows, too many classes, n past exact floats."""
+    sizes = {s.positions.size for s in slots}
+    if not slots or len(sizes) != 1 or 0 in sizes:
+        return None
+    win = _windows(slots)
+    # `np.stack`'s rows (every slot has as many positions), without its per-row reshaping
+    grid = np.concatenate([s.positions for s in slots]).reshape(len(slots), -1)
+    if not (
+        win.fits
+        and grid.dtype == np.uint32
+        and np.all(grid[:, 1:] > grid[:, :-1])
+        and np.all(grid[:, -1] < win.n)
+    ):
+        return None
+    _, cols, row_off, col_off = win.grid_shape
+    where = np.empty((2, *grid.shape), dtype=np.int32)
+    # counts are at most k: int32 halves what the cache holds
+    hists = (np.zeros(int(row_off[-1]), np.int32), np.zeros(int(col_off[-1]), np.int32))
+    jit = jit_counts()
+    if jit is not None:
+        jit.layout_classes(grid, cols, win.firsts, where, *hists)
+    else:
+        _classes_into(grid, win, where, hists)
+    return _Layout(
+        slots,
+        grid,
+        win.n,
+        win.grid_shape,
+        hists,
+        where,
+        windows=win.windows,
+        per_class=win.per_class,
+        n_less=win.n_less,
+        single=win.single,
+        patterned=win.patterned,
+    )
+
+
+def _classes_into(
+    grid: np.ndarray, win: _Windows, where: np.ndarray, hists: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Each position's row and column in its window into `where`, and how many positions each
+    row class and column class holds (numbered across slots, as `_classes`) into `hists`:
+    `compare_jit.layout_classes`'s integers, by numpy."""
+    in_row = grid // win.width
+    where[0] = in_row
+    where[1] = grid - in_row * win.width
+    classes = where + win.firsts
+    hists[0][:] = np.bincount(classes[0].ravel(), minlength=hists[0].size)
+    hists[1][:] = np.bincount(classes[1].ravel(), minlength=hists[1].size)
 
 
 def _offsets(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, ...]:
