@@ -60,6 +60,9 @@ TIE = 1e-9
 class SignatureSource(Protocol):
     """Where the matcher reads stored models: positions for the pre-check, then signatures."""
 
+    def read_ahead(self, model_ids: list[str]) -> None:
+        """The positions of these models are asked for next (a source may read them at once)."""
+
     def positions(self, model_id: str) -> StoredPositions | None:
         """The current stored positions of `model_id`, or None (gone, stale)."""
 
@@ -68,22 +71,37 @@ class SignatureSource(Protocol):
 
 
 class StoreSource:
-    """A `SignatureSource` over a store: one read of the blob serves both questions."""
+    """A `SignatureSource` over a store: one read of the blob serves both questions, and the
+    candidates screened together are read together (`Store.current_blobs`)."""
 
     def __init__(self, catalogue: Catalogue):
         self.catalogue = catalogue
         self._blobs: dict[str, bytes] = {}
+        self._ahead: dict[str, bytes | None] = {}  # read ahead; None: no current signature
+
+    def read_ahead(self, model_ids: list[str]) -> None:
+        want = [m for m in model_ids if m not in self._ahead]
+        if not want:
+            return
+        if len(self._ahead) > 256:
+            self._ahead.clear()
+        found = self.catalogue.store.current_blobs(want, self.catalogue.tag)
+        self._ahead.update((m, found.get(m)) for m in want)
 
     def positions(self, model_id: str) -> StoredPositions | None:
-        store = self.catalogue.store
-        rec, row = store.get_model(model_id), store.get_signature(model_id)
-        if rec is None or freshness(row, rec.revision, self.catalogue.tag) is not Freshness.CURRENT:
+        if model_id in self._ahead:
+            blob = self._ahead.pop(model_id)
+        else:
+            store = self.catalogue.store
+            rec, row = store.get_model(model_id), store.get_signature(model_id)
+            current = rec is not None and freshness(row, rec.revision, self.catalogue.tag)
+            blob = row.blob if current is Freshness.CURRENT and row is not None else None
+        if blob is None:
             return None
-        assert row is not None
         if len(self._blobs) > 256:  # held only between the pre-check and `compare`
             self._blobs.clear()
-        self._blobs[model_id] = row.blob
-        return read_positions(row.blob)
+        self._blobs[model_id] = blob
+        return read_positions(blob)
 
     def signature(self, model_id: str) -> Signature | None:
         blob = self._blobs.pop(model_id, None)
@@ -293,8 +311,12 @@ class SketchMatcher:
             s = screens[c.model_id] = mask.screen(pos, alpha)
             return s.passes
 
+        def ahead(cands: list[Candidate]) -> None:
+            self.source.read_ahead([c.model_id for c in cands if c.model_id in self.live])
+
         codes = _codes(self.index, sig)
-        found = [c.model_id for c in self.index.related(codes, screen, exclude=exclude)]
+        related = self.index.related(codes, screen, exclude=exclude, ahead=ahead)
+        found = [c.model_id for c in related]
         eager = [m for m in found if screens[m].must_compare]
         ranked = sorted(
             (m for m in found if not screens[m].must_compare), key=lambda m: _ranked(screens[m], m)

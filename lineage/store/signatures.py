@@ -7,6 +7,7 @@ catalogue (`lineage.catalogue`) and `Store.has_current_signature` both ask it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -15,6 +16,10 @@ from lineage.store.connection import Connection
 from lineage.store.rows import SignatureRow, now, signature_from_row
 
 __all__ = ["Freshness", "SignatureStamp", "SignatureTable", "freshness"]
+
+# ids in one `current_blobs` read (SQLite allows 32,766 parameters; a few hundred keep the
+# statement short)
+_IDS_A_READ = 256
 
 
 class Freshness(Enum):
@@ -121,6 +126,23 @@ class SignatureTable(Connection):
         """
         state = freshness(self.signature_stamp(model_id), revision, params or "")
         return state is Freshness.CURRENT or (params is None and state is Freshness.OTHER_PARAMS)
+
+    def current_blobs(self, model_ids: Sequence[str], tag: str) -> dict[str, bytes]:
+        """The blobs of those of `model_ids` whose stored signature is current (`freshness`:
+        made at the model's revision with parameters `tag`), in one read a few hundred ids
+        (a scan screens dozens of candidates: a read each cost it 0.2 ms a candidate)."""
+        out: dict[str, bytes] = {}
+        ids = list(dict.fromkeys(model_ids))
+        for at in range(0, len(ids), _IDS_A_READ):
+            part = ids[at : at + _IDS_A_READ]
+            rows = self._read(
+                "SELECT s.model_id, s.blob FROM signatures s JOIN models m ON m.id = s.model_id "
+                f"WHERE s.model_id IN ({','.join('?' * len(part))}) "
+                "AND s.revision IS m.revision AND s.params = ?",
+                (*part, tag),
+            )
+            out.update((r["model_id"], bytes(r["blob"])) for r in rows)
+        return out
 
     def signatures(self, *, arch: str | None = None) -> list[SignatureRow]:
         """All signatures sorted by model id, or only those of one architecture block."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -185,6 +186,36 @@ def test_index_persists_next_to_the_database_and_follows_the_store(family, tmp_p
         with SketchMatcher.from_store(store, first[0].params) as rebuilt:
             assert len(rebuilt) == len(family) - 1
         assert len((folder / "index" / "ids.txt").read_text().splitlines()) == len(family) - 1
+
+
+def test_reading_ahead_answers_what_one_read_at_a_time_does(family, tmp_path):
+    # current, at an old revision (moved on), made with other parameters, no signature, no
+    # model: one read of the whole batch gives each the answer of its own read
+    from lineage.catalogue import Catalogue
+    from lineage.sketch_scan import StoreSource
+
+    params = family[0].params
+    with _store(tmp_path / "db.sqlite", family[:5]) as store:
+        store.upsert_model(ModelRecord(id="ft-1", revision="r2"))  # its signature is of r1
+        store.upsert_model(ModelRecord(id="bare", revision="r1"))
+        other = dataclasses.replace(family[2], params=dataclasses.replace(params, k=params.k // 2))
+        Catalogue(store, other.params).put(ModelRecord(id="ft-2", revision="r1"), other)
+        ids = [s.model_id for s in family[:5]] + ["bare", "gone"]
+
+        def answers(source: StoreSource) -> list:
+            out = []
+            for model_id in ids:
+                pos = source.positions(model_id)
+                sig = source.signature(model_id) if pos is not None else None
+                out.append(None if pos is None else (pos.keys, pos.positions.tobytes(), sig))
+            return out
+
+        one = answers(StoreSource(Catalogue(store, params)))
+        ahead = StoreSource(Catalogue(store, params))
+        ahead.read_ahead(ids)
+        assert answers(ahead) == one
+        assert [a is not None for a in one] == [True, False, False, True, True, False, False]
+        assert store.current_blobs(ids, params.tag()).keys() == {"base", "ft-3", "chain"}
 
 
 def test_an_in_memory_store_gets_a_temporary_index(family):
