@@ -165,7 +165,8 @@ class SketchIndex(SketchLog):
                 ahead(cands)
             for c in cands:
                 seen.add(c.row)
-                c = Candidate(c.model_id, c.row, own(c.row), own(c.row) * self.rate)
+                mine = own(c.row)
+                c = Candidate(c.model_id, c.row, mine, mine * self.rate)
                 if verify(c):
                     found.append(c)
                     frontier.append(c)

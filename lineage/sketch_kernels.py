@@ -14,9 +14,6 @@ from numba import njit
 
 from lineage.jit_prefetch import prefetch
 
-# a code's bucket in a segment's `directory`: its top 16 bits (~8 keys a bucket in a segment of
-# 65,536 models)
-SHIFT = 16
 # codes ahead of the one counted whose postings are asked for, and postings ahead of the one
 # counted whose counter is (`prefetch`): the postings of the codes of a pass lie anywhere in
 # the segment (132 MB at 100,000 models) and the counters of a big segment overflow L2, so
@@ -34,13 +31,16 @@ def matched(keys, starts, where, codes, masks):
     lo = np.empty(m, np.int64)
     hi = np.empty(m, np.int64)
     mm = np.empty(m, masks.dtype)
+    shift = 32
+    while (1 << (32 - shift)) < where.size - 1:  # the directory's buckets: 2^(32 - shift)
+        shift -= 1
     got = 0
     for e in range(m):
         if e + CODES_AHEAD < m:  # the keys of a code some codes on (7.2 -> 5.2 ms a scan)
-            ahead = np.int64(where[np.int64(codes[e + CODES_AHEAD] >> SHIFT)])
+            ahead = np.int64(where[np.int64(codes[e + CODES_AHEAD]) >> shift])
             prefetch(keys, min(ahead, keys.size - 1))
         code = codes[e]
-        b = np.int64(code >> SHIFT)
+        b = np.int64(code) >> shift
         a = np.int64(where[b])
         z = np.int64(where[b + 1])
         while a < z and keys[a] < code:

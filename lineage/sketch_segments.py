@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fingerprint import jit
+from lineage.allpairs_counts import default_workers
 from lineage.sketch_codes import DEFAULT_MAX_CODES, DEFAULT_RATE, distinct
 
 __all__ = [
@@ -40,6 +41,8 @@ MERGE_FANOUT = 4
 MAX_SEGMENT = 1 << 16  # rows within a segment fit in uint16
 # sketches `SketchLog.reaching` counts in one compiled pass: one bit of a uint64 each
 LANES = 64
+# threads a compiled pass counts its segments on, at most (one segment a thread at a time)
+COUNT_THREADS = 4
 _PARTS = ("keys", "starts", "rows")
 
 
@@ -326,7 +329,8 @@ class SketchLog:
 
         segments = self._searched()
         where = [self._directory(seg) for seg in segments]
-        return sketch_jit.reaching(segments, where, queries, least, LANES)
+        workers = min(COUNT_THREADS, default_workers())
+        return sketch_jit.reaching(segments, where, queries, least, LANES, workers)
 
     def shared_codes(self, query: np.ndarray, row: int) -> int:
         """The codes of the sorted distinct `query` that the sketch at `row` holds: its count

@@ -142,3 +142,19 @@ def test_a_query_position_past_its_window_takes_the_numpy_path(monkeypatch, hub)
         except IndexError:
             outcome.append(b"IndexError")
     assert outcome[0] == outcome[1]
+
+
+@pytest.mark.parametrize("least", [3, 12])
+def test_counting_the_segments_on_threads_gives_the_rows_of_one(monkeypatch, hub, index, least):
+    from lineage import sketch_jit
+
+    monkeypatch.setenv("LINEAGE_NO_JIT", "0")
+    queries = [index.codes_of(hub.model_id(m)) for m in [*range(30), 400]]
+    segments = index._searched()
+    where = [index._directory(seg) for seg in segments]
+    assert len(segments) > 3
+    one = sketch_jit.reaching(segments, where, queries, least, 64, workers=1)
+    for workers in (2, 3):
+        many = sketch_jit.reaching(segments, where, queries, least, 64, workers=workers)
+        assert all(np.array_equal(a, b) for a, b in zip(one, many, strict=True))
+    assert sum(r.size for r in one) > len(queries)
