@@ -13,16 +13,14 @@ from fingerprint.alignment import match_slots
 from fingerprint.comparison import (
     PairResult,
     compare,
-    compare_slot,
     identity_jaccard,
     identity_jaccards,
-    shape_changes,
-    summarize,
 )
 from fingerprint.signature import Signature, SignatureParams, SlotSignature
 from fingerprint.slot_counts import slot_counts
 from fingerprint.structure import shared_and_population
 from lineage.lab.synthetic import synthetic_signatures
+from tests.fingerprint.compare_reference import reference_compare
 
 
 @pytest.fixture(autouse=True, params=["numpy", "jit"])
@@ -149,18 +147,6 @@ def test_identity_jaccards_are_the_plain_estimates():
         assert identity_jaccards(tuple(pairs), k) == expected
 
 
-def _reference(a: Signature, b: Signature) -> PairResult:
-    """`compare` as it was: one slot at a time."""
-    matched = match_slots(a, b)
-    per_slot = tuple(
-        compare_slot(sa, sb, a.params.k, a.params.identity_k) for sa, sb in matched.pairs
-    )
-    return summarize(
-        a.model_id, b.model_id, per_slot, len(a.slots), len(b.slots),
-        shapes=shape_changes(a, b), layer_map=matched.layer_map,
-    )  # fmt: skip
-
-
 def _pruned(sig: Signature, keep: int) -> Signature:
     """Every `keep`-th layer of a synthetic signature, renumbered (depth pruning)."""
     slots = [
@@ -180,7 +166,7 @@ def test_compare_is_the_slot_by_slot_comparison_on_synthetic_models():
             a, b = sigs[ids[i]], sigs[ids[j]]
             for x, y in ((a, b), (a, _pruned(b, 2))):
                 got = compare(x, y)
-                assert got == _reference(x, y)
+                assert got == reference_compare(x, y)
                 verdicts.add(got.verdict)
     assert {"identical", "unrelated"} <= verdicts  # synthetic windows share digests
 
@@ -225,7 +211,7 @@ def test_compare_is_the_slot_by_slot_comparison_on_structured_models():
         child = model(root, keep)
         a, b = signature(root, "a"), signature(child, "b")
         got = compare(a, b)
-        assert got == _reference(a, b)
+        assert got == reference_compare(a, b)
         verdicts.add(got.verdict)
     assert {"derived", "unrelated"} <= verdicts
 

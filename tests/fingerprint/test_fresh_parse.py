@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from fingerprint import blob_layouts, records, slot_layouts
-from fingerprint.alignment import match_slots
-from fingerprint.comparison import PairResult, compare, compare_slot, shape_changes, summarize
+from fingerprint.comparison import compare
 from fingerprint.errors import SignatureFormatError
 from fingerprint.records import Signature, SignatureParams, SlotSignature
 from fingerprint.slot_layouts import _EXACT, DENSE_CLASSES, _hists, _Layout, _offsets
 from fingerprint.structure import window_grid
 from lineage.lab.synthetic import synthetic_signatures
+from tests.fingerprint.compare_reference import reference_compare
 
 
 @pytest.fixture(params=["numpy", "jit"])
@@ -70,18 +70,6 @@ def _reference_layout(slots: tuple[SlotSignature, ...]) -> _Layout | None:
         n_less=np.maximum(n - 1, 1),
         single=np.stack([cols < 2, rows < 2]),
         patterned=n >= 2,
-    )  # fmt: skip
-
-
-def _reference(a: Signature, b: Signature) -> PairResult:
-    """`compare` one slot at a time (`compare_slot`): the rule the batched counts are held to."""
-    matched = match_slots(a, b)
-    per_slot = tuple(
-        compare_slot(sa, sb, a.params.k, a.params.identity_k) for sa, sb in matched.pairs
-    )
-    return summarize(
-        a.model_id, b.model_id, per_slot, len(a.slots), len(b.slots),
-        shapes=shape_changes(a, b), layer_map=matched.layer_map,
     )  # fmt: skip
 
 
@@ -317,4 +305,4 @@ def test_compare_of_a_fresh_parse_is_the_slot_by_slot_comparison(counting):
             fresh_a = Signature.from_bytes(a.to_bytes(), model_id=a.model_id)
             fresh_b = Signature.from_bytes(b.to_bytes(), model_id=b.model_id)
             got = compare(fresh_a, fresh_b)
-            assert got.to_dict() == _reference(a, b).to_dict() == compare(a, b).to_dict()
+            assert got.to_dict() == reference_compare(a, b).to_dict() == compare(a, b).to_dict()
