@@ -77,16 +77,13 @@ class StoreSource:
     def __init__(self, catalogue: Catalogue):
         self.catalogue = catalogue
         self._blobs: dict[str, bytes] = {}
-        self._ahead: dict[str, bytes | None] = {}  # read ahead; None: no current signature
+        # the batch read ahead, each taken by its `positions` (None: no current signature);
+        # a new batch replaces what is left, so nothing read ahead outlives its scan
+        self._ahead: dict[str, bytes | None] = {}
 
     def read_ahead(self, model_ids: list[str]) -> None:
-        want = [m for m in model_ids if m not in self._ahead]
-        if not want:
-            return
-        if len(self._ahead) > 256:
-            self._ahead.clear()
-        found = self.catalogue.store.current_blobs(want, self.catalogue.tag)
-        self._ahead.update((m, found.get(m)) for m in want)
+        found = self.catalogue.store.current_blobs(model_ids, self.catalogue.tag)
+        self._ahead = {m: found.get(m) for m in model_ids}
 
     def positions(self, model_id: str) -> StoredPositions | None:
         if model_id in self._ahead:
