@@ -23,19 +23,10 @@ from lineage.lab.synthetic import synthetic_signatures
 from tests.fingerprint.compare_reference import reference_compare
 
 
-@pytest.fixture(autouse=True, params=["numpy", "jit"])
-def counting(request, monkeypatch):
-    """Which path counts pairs of layouts: numpy ($LINEAGE_NO_JIT=1), or the compiled loop
-    from the first pair on (as when numba is already imported)."""
-    if request.param == "numpy":
-        monkeypatch.setenv(slot_layouts.NO_JIT_ENV, "1")
-        assert slot_layouts.jit_counts() is None
-    else:
-        pytest.importorskip("numba")
-        monkeypatch.delenv(slot_layouts.NO_JIT_ENV, raising=False)
-        monkeypatch.setattr(slot_layouts, "_pairs_counted", [slot_layouts.JIT_AFTER_PAIRS])
-        assert slot_layouts.jit_counts() is not None
-    return request.param
+@pytest.fixture(autouse=True)
+def _both_paths(counting):
+    """Every test here on both counting paths (`counting`, tests/fingerprint/conftest.py)."""
+    return counting
 
 
 def _slot(

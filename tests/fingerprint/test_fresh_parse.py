@@ -26,19 +26,6 @@ from lineage.lab.synthetic import synthetic_signatures
 from tests.fingerprint.compare_reference import reference_compare
 
 
-@pytest.fixture(params=["numpy", "jit"])
-def counting(request, monkeypatch):
-    if request.param == "numpy":
-        monkeypatch.setenv(slot_layouts.NO_JIT_ENV, "1")
-        assert slot_layouts.jit_counts() is None
-    else:
-        pytest.importorskip("numba")
-        monkeypatch.delenv(slot_layouts.NO_JIT_ENV, raising=False)
-        monkeypatch.setattr(slot_layouts, "_pairs_counted", [slot_layouts.JIT_AFTER_PAIRS])
-        assert slot_layouts.jit_counts() is not None
-    return request.param
-
-
 def _reference_layout(slots: tuple[SlotSignature, ...]) -> _Layout | None:
     """`slot_layouts._layout` as it was before the shared windows (one slot at a time)."""
     sizes = {s.positions.size for s in slots}
