@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from lineage.sketch_kernels import count_planes, count_planes4, matched, reached
+from lineage.sketch_kernels import count_planes, matched, reached
 
 __all__ = ["bits_for", "directory", "reaching"]
 
@@ -99,9 +99,10 @@ def reaching(
         )
         jobs = [(segments[i], directories[i]) for i in order]
         counted = _pool(workers).map(plan.count, jobs) if workers > 1 else map(plan.count, jobs)
-        found = dict(zip(order, counted, strict=True))
-        lane_of = np.concatenate([found[i][0] for i in sorted(found)])
-        row = np.concatenate([found[i][1] for i in sorted(found)])
+        by_segment = dict(zip(order, counted, strict=True))
+        found = [by_segment[i] for i in sorted(by_segment)]  # segments in row order again
+        lane_of = np.concatenate([lanes for lanes, _ in found])
+        row = np.concatenate([rows for _, rows in found])
         by_lane = np.argsort(lane_of, kind="stable")  # rows stay ascending in a lane
         lane_of, row = lane_of[by_lane], row[by_lane]
         ends = np.searchsorted(lane_of, np.arange(len(chunk) + 1)).tolist()
@@ -140,9 +141,6 @@ class _Pass:
             np.asarray(seg.keys), np.asarray(seg.starts), where, self.codes, self.masks
         )
         planes = np.zeros((seg.stop - seg.start) * self.bits, self.masks.dtype)
-        if self.bits == 4:
-            count_planes4(np.asarray(seg.rows), lo, hi, lanes_of, planes)
-        else:
-            count_planes(np.asarray(seg.rows), lo, hi, lanes_of, planes, self.bits)
+        count_planes(np.asarray(seg.rows), lo, hi, lanes_of, planes, self.bits)
         found, rows = reached(planes, self.bits, self.least, self.full)
         return found, rows + seg.start

@@ -1,10 +1,11 @@
 """Compiled (numba) kernels of the sketch index's counts (`lineage.sketch_jit` drives them).
 
 `matched` finds a pass's codes in a segment through its `directory`; `segment_counts_many`
-counts the codes each row shares with each of a few queries; `count_planes` and
-`count_planes4` add up to 64 sketches' codes to bit-plane counters, and `reached` lists the
-rows whose count reaches a threshold. Every kernel releases the GIL. numba is optional: this module is imported only when it is present
-(`lineage.sketch_segments.jit_enabled`); compiled once per machine (`cache=True`).
+counts the codes each row shares with each of a few queries; `count_planes` adds up to 64
+sketches' codes to bit-plane counters, and `reached` lists the rows whose count reaches a
+threshold. Every kernel releases the GIL. numba is optional: this module is imported only when
+it is present (`lineage.sketch_segments.jit_enabled`); compiled once per machine
+(`cache=True`).
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ def count_planes(rows, lo, hi, masks, planes, bits):
     to several of them: each distinct code's postings are read once and added to all its
     sketches at once. Every row keeps, for each sketch (a bit lane), a count in bit planes
     (`bits` words of `planes`: the b-th bit of every lane's count), saturating at 2^bits - 1;
-    a code adds its lane mask with a ripple carry through the planes.
+    a code adds its lane mask with a ripple carry through the planes. For 4 planes (8 <= least
+    <= 15: the expansion's 12) the carry is unrolled, each of a row's words read and written
+    once: 25-30% faster on the 100,000-model index, the same counts.
 
     Args:
         rows: the segment's rows grouped by key (`segment_counts_many`).
@@ -141,6 +144,20 @@ def count_planes(rows, lo, hi, masks, planes, bits):
             if p + POSTINGS_AHEAD < h:
                 prefetch(planes, np.int64(rows[p + POSTINGS_AHEAD]) * bits)
             at = np.int64(rows[p]) * bits
+            if bits == 4:
+                w0 = planes[at]
+                w1 = planes[at + 1]
+                w2 = planes[at + 2]
+                w3 = planes[at + 3]
+                c1 = w0 & m
+                c2 = w1 & c1
+                c3 = w2 & c2
+                top = w3 & c3  # lanes past 15: every plane set, held at the top
+                planes[at] = (w0 ^ m) | top
+                planes[at + 1] = (w1 ^ c1) | top
+                planes[at + 2] = (w2 ^ c2) | top
+                planes[at + 3] = (w3 ^ c3) | top
+                continue
             carry = m
             for b in range(bits):  # no early exit: a predictable loop is faster
                 word = planes[at + b]
@@ -149,33 +166,6 @@ def count_planes(rows, lo, hi, masks, planes, bits):
             if carry != 0:  # lanes past the top: held at the top (>= least)
                 for b in range(bits):
                     planes[at + b] |= carry
-
-
-@njit(cache=True, nogil=True)
-def count_planes4(rows, lo, hi, masks, planes):
-    """`count_planes` for 4 planes (8 <= least <= 15: the expansion's 12), the ripple carry
-    unrolled: the same counts, saturating the same way, 25-30% faster (measured on the
-    100,000-model index: the four words of a row are read and written once each)."""
-    for j in range(lo.size):
-        _ask_postings(rows, lo, hi, j + CODES_AHEAD)
-        m = masks[j]
-        h = hi[j]
-        for p in range(lo[j], h):
-            if p + POSTINGS_AHEAD < h:
-                prefetch(planes, np.int64(rows[p + POSTINGS_AHEAD]) * 4)
-            at = np.int64(rows[p]) * 4
-            w0 = planes[at]
-            w1 = planes[at + 1]
-            w2 = planes[at + 2]
-            w3 = planes[at + 3]
-            c1 = w0 & m
-            c2 = w1 & c1
-            c3 = w2 & c2
-            top = w3 & c3  # lanes past 15: every plane set, held at the top
-            planes[at] = (w0 ^ m) | top
-            planes[at + 1] = (w1 ^ c1) | top
-            planes[at + 2] = (w2 ^ c2) | top
-            planes[at + 3] = (w3 ^ c3) | top
 
 
 @njit(cache=True, nogil=True)
