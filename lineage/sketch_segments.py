@@ -272,7 +272,8 @@ class SketchLog:
 
     def _directory(self, seg: Segment) -> np.ndarray:
         """The compiled lookup's `directory` of a segment, made on its first compiled count
-        and kept while the segment is searched (256 KiB a segment)."""
+        and kept while the segment is searched (a bucket for ~8 keys: 256 KiB for a full
+        segment)."""
         where = self._directories.get(seg.name)
         if where is None:
             from lineage import sketch_jit
@@ -335,7 +336,7 @@ class SketchLog:
     def shared_codes(self, query: np.ndarray, row: int) -> int:
         """The codes of the sorted distinct `query` that the sketch at `row` holds: its count
         in `counts` (each of the row's codes found in the query counts, as its postings do)."""
-        codes = self._log()[self._offsets[row] : self._offsets[row + 1]]
+        codes = self._sketch_at(row)
         if not query.size or not codes.size:
             return 0
         at = np.minimum(np.searchsorted(query, codes), query.size - 1)
@@ -343,8 +344,11 @@ class SketchLog:
 
     def codes_of(self, model_id: str) -> np.ndarray:
         """The stored sketch of an indexed model."""
-        r = self._row[model_id]
-        return np.array(self._log()[self._offsets[r] : self._offsets[r + 1]])
+        return np.array(self._sketch_at(self._row[model_id]))
+
+    def _sketch_at(self, row: int) -> np.ndarray:
+        """The sketch at `row`, a view of the mapped log."""
+        return self._log()[self._offsets[row] : self._offsets[row + 1]]
 
     def memory_bytes(self) -> int:
         """Bytes a search keeps mapped or made: the sealed segments' postings, the row offsets

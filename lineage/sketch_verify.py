@@ -261,13 +261,9 @@ class _Shape:
     candidates of a query share one: the same architecture, k positions a slot), made once."""
 
     slot_of: np.ndarray  # slot of each stored position
-    cell_base: np.ndarray  # bit offset in the query's table of each position's slot (usable: >= 0)
-    limit: np.ndarray  # window n of each position's slot in the query (0: not met)
-    # the same a slot, for the compiled count (a position's own copies cost it more in cache
-    # misses than it counts): where each slot's positions begin (slots + 1), its limit, its base
-    bounds: np.ndarray
-    slot_limit: np.ndarray
-    slot_base: np.ndarray
+    bounds: np.ndarray  # where each slot's positions begin (slots + 1)
+    slot_base: np.ndarray  # bit offset in the query's table of each slot (usable: >= 0)
+    slot_limit: np.ndarray  # window n of each slot in the query (0: not met)
     order: np.ndarray  # the met slots, in the query's slot order
     common: tuple[tuple[int, int], ...]
     kept: np.ndarray  # k of each met slot (in `order`)
@@ -355,11 +351,9 @@ class QueryMask:
         slot_limit = np.where(met, n_q, 0)
         shape = _Shape(
             slot_of=slot_of,
-            cell_base=slot_base[slot_of],
-            limit=slot_limit[slot_of],
             bounds=np.r_[0, np.cumsum(cand.sizes)].astype(np.int64),
-            slot_limit=slot_limit.astype(np.int64),
             slot_base=slot_base.astype(np.int64),
+            slot_limit=slot_limit.astype(np.int64),
             order=order,
             common=common,
             kept=ks[order],
@@ -387,8 +381,8 @@ class QueryMask:
             )
             return _screen(shape, counts[shape.order], alpha)
         pos = cand.positions.astype(np.int64)
-        usable = pos < shape.limit
-        cell = shape.cell_base[usable] + pos[usable]
+        usable = pos < shape.slot_limit[shape.slot_of]
+        cell = shape.slot_base[shape.slot_of][usable] + pos[usable]
         hit = np.zeros(pos.size, bool)
         hit[usable] = (self.table[cell >> 3] >> (cell & 7).astype(np.uint8)) & 1 == 1
         shared = np.bincount(shape.slot_of[hit], minlength=len(cand.keys))[shape.order]
