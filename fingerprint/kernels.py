@@ -1,7 +1,8 @@
 """The per-window computations: numpy on the CPU, torch on a GPU, the same bits either way.
 
-Everything that is stored is integer arithmetic on exact float32 bit patterns, or a float64
-reduction that always runs in numpy on the CPU: nothing depends on where it ran.
+Everything that is stored is integer arithmetic on exact float32 bit patterns, or float64 sums
+in a fixed order (`LANES` lanes, `lane_total`) that any code adding the same numbers in that
+order reproduces bit for bit: nothing depends on where it ran.
 
 A window on the CPU stays a numpy array and torch is never imported: every step is a pass or
 two over a few hundred thousand values, which numpy does at memory speed on one thread (no
@@ -9,10 +10,10 @@ thread to wait for on a busy machine), and a process that only compares two mode
 pay the seconds torch takes to import. Torch runs the same steps when the window is on a GPU;
 tests/fingerprint/test_kernels_reference.py holds both to the code they replaced, bit for bit.
 
-Where numba is installed, the identity hashes and the distinct count of a CPU window can run
-compiled (`fingerprint.kernels_jit`, the same bits: tests/fingerprint/test_kernels_jit.py); a
-process turns to them only once it has signed `JIT_AFTER_WINDOWS` windows, since importing
-numba costs more than they save on a model or two.
+Where numba is installed, a CPU window can be signed in one compiled pass over its stored bits
+(`sign_window`, `fingerprint.kernels_jit`: the same bits, tests/fingerprint/test_kernels_jit.py);
+a process turns to it only once it has signed `JIT_AFTER_WINDOWS` windows, since importing
+numba costs more than it saves on a model or two.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from blake3 import blake3
+import xxhash
 
 from fingerprint import jit
 from fingerprint.device import use_kernel_threads
-from fingerprint.hashing import GOLDEN, signed64, splitmix64, splitmix64_torch
+from fingerprint.hashing import signed64, splitmix64, splitmix64_torch
 
 if TYPE_CHECKING:
     import torch
@@ -36,14 +37,16 @@ else:
     Values = Any
 
 _M32 = 0xFFFFFFFF
-STATS_ELEMENTS = 1 << 16
 _POSITIVE63 = (1 << 63) - 1
 # the identity sketch hashes one element in IDENTITY_RATE of its span (positions chosen by hash)
 IDENTITY_RATE = 8
 # bottom-k looks for its threshold in every SAMPLE_STRIDE-th value first (`_candidates`)
 SAMPLE_STRIDE = 16
-
-_GOLDEN = signed64(GOLDEN)
+# the moments are float64 sums in this many lanes: value i of the sample goes to lane i % LANES,
+# in order, and the lanes are added pairwise (`lane_total`): one order wherever it runs
+LANES = 16
+# `distinct` counts the first this-many rows of a window (at most 1024 values each)
+DISTINCT_ROWS = 16
 NO_JIT_ENV = jit.NO_JIT_ENV
 # The compiled kernels save about 0.1-0.4 ms a window, but a process pays 1-2 s to import numba
 # and load their cached code (measured: `lineage compare` of two 90 MB models 2.0-2.4 s wall
@@ -137,6 +140,12 @@ def bottom_k_positions(x: Values, k: int) -> np.ndarray:
     if k <= 0 or len(x) == 0:
         return np.zeros(0, np.uint32)
     k = min(k, len(x))
+    jit = jit_kernels() if isinstance(x, np.ndarray) else None
+    bits = _bits(x) if jit is not None and isinstance(x, np.ndarray) else None
+    if jit is not None and bits is not None:
+        found = jit.bottom_k(bits, 0, k)
+        if found.size:
+            return found
     smallest = _bottom_k_numpy(x, k) if isinstance(x, np.ndarray) else _bottom_k_torch(x, k)
     positions = (smallest & _M32).astype(np.uint32)
     positions.sort()
@@ -222,7 +231,8 @@ def identity_minhash(x: Values, k: int, seed: int, limit: int | None = None) -> 
     the sketch estimates the fraction of byte-identical weights. Only the first `limit`
     elements are in the set, and of those one in IDENTITY_RATE (`identity_positions`, the same
     for every model): the fraction is estimated just as well, since k hashes are kept from
-    thousands either way, at a fraction of the cost.
+    thousands either way, at a fraction of the cost. Each element is hashed by one splitmix64
+    of ((position << 32) | bits) xor seed (format v5; v3-v4 hashed twice).
     """
     span = len(x) if limit is None else min(limit, len(x))
     pos = identity_positions(span, seed)
@@ -232,15 +242,12 @@ def identity_minhash(x: Values, k: int, seed: int, limit: int | None = None) -> 
     jit = jit_kernels() if isinstance(x, np.ndarray) else None
     bits = _bits(x) if jit is not None and isinstance(x, np.ndarray) else None
     if jit is not None and bits is not None:
-        z = jit.identity_hashes(bits, pos, _identity_keys(span, seed))
-        out = np.partition(z, k - 1)[:k] if z.size > k else z
-    elif isinstance(x, np.ndarray):
+        out = jit.identity_smallest(bits, 0, pos, _identity_keys(span, seed), k)
+        if out.size:
+            return out
+    if isinstance(x, np.ndarray):
         # (position << 32 | bits) ^ seed: the position half is the same for every window
-        z = _identity_keys(span, seed) ^ x[pos].view(np.uint32)
-        z = splitmix64(z)
-        with np.errstate(over="ignore"):
-            z += np.uint64(GOLDEN)
-        z = splitmix64(z)
+        z = splitmix64(_identity_keys(span, seed) ^ x[pos].view(np.uint32))
         z &= np.uint64(_POSITIVE63)
         out = np.partition(z, k - 1)[:k] if z.size > k else z
     else:
@@ -249,65 +256,162 @@ def identity_minhash(x: Values, k: int, seed: int, limit: int | None = None) -> 
         tpos = torch.from_numpy(pos.copy()).to(x.device)
         tbits = x[tpos].contiguous().view(torch.int32).to(torch.int64) & _M32
         tz = splitmix64_torch((tpos * (1 << 32) + tbits) ^ signed64(seed & ((1 << 64) - 1)))
-        tz = splitmix64_torch(tz + _GOLDEN) & _POSITIVE63
-        out = torch.topk(tz, k, largest=False, sorted=False).values.cpu().numpy()
+        out = torch.topk(tz & _POSITIVE63, k, largest=False, sorted=False).values.cpu().numpy()
     out = out.astype(np.uint64)
     out.sort()
     return out
 
 
-def window_stats(
-    x: Values, raw: bytes, cols: int
-) -> tuple[float, float, float, float, float, bytes]:
+Stats = tuple[float, float, float, float, float, bytes]
+
+
+def window_stats(x: Values, raw: bytes, cols: int, seed: int, limit: int | None = None) -> Stats:
     """(mean, std, kurtosis, absmax, distinct, 16-byte digest of the raw bytes), on the CPU.
 
-    The digest covers the whole window; the moments and `distinct` its first STATS_ELEMENTS.
+    The digest covers the whole window. The moments and absmax are taken over the values the
+    identity sketch hashes (`identity_positions` of the first `limit` elements and `seed`: one
+    in IDENTITY_RATE, spread over the rows), skipping NaN and infinities; `distinct` over the
+    first DISTINCT_ROWS rows.
 
     `distinct` is the mean fraction of distinct values per row over the first rows: about 1 for
     trained float weights, far lower for weights rounded onto a quantization grid (int8: at
     most 255 levels per row, 4-bit: 16 per group), which is how a quantize/dequantize round trip
     saved as float is told apart from a light fine-tune.
 
-    Floating reductions differ in the last bits between devices, so stats always come from numpy
-    in float64: the signature is then identical wherever it was computed.
+    The sums are float64 in LANES fixed lanes (`lane_total`), so the compiled pass
+    (`kernels_jit.sign_window`), which adds the same numbers in the same order, gives the same
+    bits; on a GPU the few sampled values come back to numpy first.
     """
-    # BLAKE3 (format v4; v3 took SHA-256): cryptographic, as "same bytes" needs, and half
-    # SHA-256's time here even with the CPU's SHA instructions; one thread, no pool
     digest = window_digest(raw)
     global _windows_signed
     _windows_signed += 1
-    # moments from a prefix of STATS_ELEMENTS: they are cues, and a prefix keeps them cheap
-    head = x[:STATS_ELEMENTS]
+    width, rows = distinct_shape(len(x), cols)
+    head = x[: rows * cols]
     head = head if isinstance(head, np.ndarray) else head.cpu().numpy()
     distinct = distinct_fraction(head, cols)
-    if head.size == 0:
-        return 0.0, 0.0, 0.0, 0.0, distinct, digest
-    # float32 extremes are exact (and NaN-propagating): when finite, every value is, and the
-    # float64 copy needs no filtering; abs() makes a largest value of -0.0 the +0.0 of |v|
-    absmax = abs(max(head.max(), -head.min()))
-    v = head.astype(np.float64)
-    if not np.isfinite(absmax):
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            return 0.0, 0.0, 0.0, 0.0, distinct, digest
-        absmax = np.abs(v).max()
-    mean = float(v.mean())
-    # in place on our own float64 copy: the same elementwise results as v - mean, sq, sq * sq
-    sq = np.subtract(v, mean, out=v)
-    np.multiply(sq, sq, out=sq)
-    var = float(np.mean(sq))
-    std = var**0.5
-    np.multiply(sq, sq, out=sq)
-    kurt = float(np.mean(sq) / (var * var)) if var > 0 else 0.0
-    return mean, std, kurt, float(absmax), distinct, digest
+    sample = identity_positions(len(x) if limit is None else min(limit, len(x)), seed)
+    picked = x[sample] if isinstance(x, np.ndarray) else x[_torch_index(sample, x)].cpu().numpy()
+    return (*sample_moments(np.asarray(picked, np.float32)), distinct, digest)
+
+
+def _torch_index(positions: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(np.array(positions, np.int64)).to(like.device)  # a writable copy
+
+
+def sample_moments(v: np.ndarray) -> tuple[float, float, float, float]:
+    """(mean, std, kurtosis m4/m2^2, absmax) of the finite values of a float32 sample, from
+    float64 sums in LANES lanes (`lane_sums`); zeros when none is finite."""
+    finite = np.isfinite(v)
+    count = int(finite.sum())
+    if count == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    # float32 extremes are exact; abs() makes a largest value of -0.0 the +0.0 of |v|
+    absmax = float(abs(np.abs(v[finite]).max()))
+    w = v.astype(np.float64)
+    if count < v.size:
+        w[~finite] = 0.0  # a skipped value adds nothing to its lane
+    total = lane_total(lane_sums(w))
+    d = w - total / count
+    if count < v.size:
+        d[~finite] = 0.0
+    sq = d * d
+    return finish_moments(
+        total, lane_total(lane_sums(sq)), lane_total(lane_sums(sq * sq)), count, absmax
+    )
+
+
+def finish_moments(
+    total: float, squares: float, fourths: float, count: int, absmax: float
+) -> tuple[float, float, float, float]:
+    """(mean, std, kurtosis, absmax) from the lane totals of the values, of their squared
+    deviations from the mean (total / count) and of those squared; the one place both paths
+    finish in, so the last roundings are the same."""
+    var = squares / count
+    kurt = (fourths / count) / (var * var) if var > 0 else 0.0
+    return total / count, var**0.5, kurt, absmax
+
+
+def lane_sums(w: np.ndarray) -> np.ndarray:
+    """float64 sums of w[i] over i = j mod LANES, for each lane j, adding in order of i.
+
+    numpy adds the rows of a C-ordered 2-D array one after the other when it reduces over the
+    first axis (no pairwise summation across rows): that is this order, from +0.0 (tests hold
+    it against an explicit loop)."""
+    pad = -w.size % LANES
+    if pad:
+        w = np.concatenate([w, np.zeros(pad)])
+    return np.add.reduce(w.reshape(-1, LANES), axis=0)
+
+
+def lane_total(lanes: np.ndarray) -> float:
+    """The lanes added pairwise, neighbours first: ((l0 + l1) + (l2 + l3)) + ..."""
+    while lanes.size > 1:
+        lanes = lanes[0::2] + lanes[1::2]
+    return float(lanes[0])
+
+
+def sign_stored(
+    a: np.ndarray, shift: int, raw: bytes, cols: int, k: int, identity: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, Stats] | None:
+    """(bottom-k positions, identity MinHash, stats) of a window from its stored bits in one
+    compiled pass, or None where the compiled kernels are not in use (`jit_kernels`).
+
+    `a`: the window's float32 bit patterns (uint32, shift 0) or its bfloat16 ones (uint16,
+    shift 16), read straight from the stored bytes; `identity`: (identity_k, seed,
+    identity_window). The same bits as `bottom_k_positions`, `identity_minhash` and
+    `window_stats` give on the widened values; where the compiled route cannot decide a part
+    (see `fingerprint.kernels_jit`), those compute it.
+    """
+    jit = jit_kernels()
+    if jit is None:
+        return None
+    identity_k, seed, identity_window = identity
+    if a.flags.writeable:  # one compiled form: stored bytes arrive read-only
+        a = a.view()
+        a.flags.writeable = False
+    n = a.size
+    span = min(identity_window, n)
+    sample = identity_positions(span, seed)
+    width, rows = distinct_shape(n, cols)
+    positions, hashes, sums, distinct = jit.sign_window(
+        a, shift, min(k, n), sample, _identity_keys(span, seed), min(identity_k, sample.size),
+        rows, cols, width,
+    )  # fmt: skip
+    if positions.size == 0 and min(k, n) > 0:
+        positions = bottom_k_positions(_widen(a, shift), k)
+    if hashes.size == 0 and min(identity_k, sample.size) > 0:
+        hashes = identity_minhash(_widen(a, shift), identity_k, seed, identity_window)
+    total, squares, fourths, count, absmax = sums
+    moments = finish_moments(total, squares, fourths, count, absmax) if count else (0.0,) * 4
+    share = float(distinct.mean() / width) if rows and width else 1.0
+    global _windows_signed
+    _windows_signed += 1
+    return positions, hashes, (*moments, share, window_digest(raw))
+
+
+def _widen(a: np.ndarray, shift: int) -> np.ndarray:
+    """The float32 values of stored bits (`sign_stored`'s `a`)."""
+    if shift:
+        return np.left_shift(a, shift, dtype=np.uint32).view(np.float32)
+    return a.view(np.float32)
 
 
 def window_digest(raw: bytes) -> bytes:
-    """The slot digest: the first 16 bytes of BLAKE3 of the window's raw bytes."""
-    return blake3(raw).digest(length=16)
+    """The slot digest: XXH3-128 of the window's raw bytes (16 bytes, big-endian as xxhash
+    writes it). Format v5; v4 took BLAKE3, v3 SHA-256."""
+    return xxhash.xxh3_128_digest(raw)
 
 
-def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = 64) -> float:
+def distinct_shape(n: int, cols: int, max_rows: int = DISTINCT_ROWS) -> tuple[int, int]:
+    """(values per row, rows) that `distinct_fraction` counts in a window of n values."""
+    width = min(cols, 1024, n)
+    rows = min(max_rows, n // cols) if cols <= n else 1
+    return width, rows
+
+
+def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = DISTINCT_ROWS) -> float:
     """Mean over the first rows (at most 1024 values each) of distinct values / row length.
 
     Neighbours in sorted order count as distinct unless their difference is zero (format v3
@@ -315,14 +419,13 @@ def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = 64) -> float:
     its own (inf - inf is NaN). The same count whether `v` is float32 or its exact float64
     widening; the signature passes float32, which sorts twice as fast.
     """
-    width = min(cols, 1024, v.size)
-    rows = min(max_rows, v.size // cols) if cols <= v.size else 1
+    width, rows = distinct_shape(v.size, cols, max_rows)
     if rows == 0 or width == 0:
         return 1.0
     jit = jit_kernels()
     bits = _bits(v) if jit is not None else None
     if jit is not None and bits is not None:
-        distinct = jit.distinct_counts(bits, rows, cols, width)
+        distinct = jit.distinct_counts(bits, 0, rows, cols, width)
         return float(distinct.mean() / width)
     block = np.sort(v[: rows * cols].reshape(rows, -1)[:, :width], axis=1)
     # b - a == 0 exactly when b == a and both are finite (IEEE: distinct finite values never

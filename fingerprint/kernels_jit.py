@@ -1,40 +1,53 @@
-"""Compiled (numba) forms of the integer parts of `fingerprint.kernels`: the same bits, faster.
+"""Compiled (numba) forms of `fingerprint.kernels`: the same bits, faster.
 
 The numpy path defines the signature format; each function here returns exactly what its numpy
 counterpart returns (tests/fingerprint/test_kernels_jit.py holds them equal on the awkward
-windows of tests/fingerprint/test_kernels_reference.py):
+windows of tests/fingerprint/test_kernels_reference.py). Every function reads a window as its
+stored bits: `a` is a uint32 array of float32 bit patterns (shift 0) or a uint16 array of
+bfloat16 ones (shift 16: the float32 bits are a << 16, which is how bfloat16 widens), so a
+bfloat16 window is never widened into a new array.
 
-* `identity_hashes`: the identity MinHash's 63-bit hash of every hashed position, in one loop
-  (numpy makes about ten passes over temporaries).
-* `distinct_counts`: per row, how many distinct values `kernels.distinct_fraction` counts
-  (equal finite neighbours in sorted order are one value, -0.0 equals 0.0, every NaN and every
-  infinity counts on its own), with a small hash set of the row's finite values instead of a
-  sort. The numbers are small integers, so the fraction made from them is the same float.
+* `sign_window`: a window's whole signature but its digest, in one call:
+  - `bottom_k`: the k smallest (value, position) without touching most values twice: a
+    threshold from a strided sample, then one pass that compares each block of 64 stored values
+    against the threshold's range of bit patterns and lists the few inside it. When the
+    threshold is not a negative finite value, or leaves fewer than k values, it returns nothing
+    and numpy's `kernels.bottom_k_positions` decides (the same answer, slower);
+  - `identity_smallest`: the identity MinHash, keeping only hashes under a bound that about
+    k + 4 sqrt(k) + 16 of them pass (nothing when fewer than k do: numpy decides);
+  - `sample_sums`: the moments' lane sums over the sampled positions, in `kernels.LANES` lanes
+    in the order `kernels.lane_sums` adds them;
+  - `distinct_counts`: per row, how many distinct values `kernels.distinct_fraction` counts
+    (equal finite neighbours in sorted order are one value, -0.0 equals 0.0, every NaN and
+    every infinity counts on its own), with a bitmap of high halves for bfloat16 rows and a
+    small hash set otherwise, instead of a sort.
 
-Bottom-k stays in numpy: a compiled threshold-and-gather (tried: one branchless pass counting
-candidates, one writing their keys) measured no faster than numpy's vectorized `v <= t` and
-`flatnonzero` on this machine.
-
-The float moments stay in numpy: a compiled sum adds in another order and would round
-differently. numba is optional (`pip install -e '.[fast]'`); this module is imported only when
-it is present, and `LINEAGE_NO_JIT=1` keeps the numpy path (`kernels.jit_kernels`). Compiled
-code is cached on disk (`cache=True`), so only the first process after an install compiles.
+Float sums are written without fastmath: numba keeps their order, so they round as numpy's.
+numba is optional (`pip install -e '.[fast]'`); this module is imported only when it is present,
+and `LINEAGE_NO_JIT=1` keeps the numpy path (`kernels.jit_kernels`). Compiled code is cached on
+disk (`cache=True`), so only the first process after an install compiles.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
+
+from fingerprint.kernels import LANES
 
 _SIGN = np.uint32(0x80000000)
 _ABS = np.uint32(0x7FFFFFFF)
 _INF_BITS = np.uint32(0x7F800000)
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _POSITIVE63 = np.uint64((1 << 63) - 1)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _EMPTY = np.uint32(0xFFFFFFFF)  # a NaN pattern: never the key of a finite value
+# bottom-k's threshold comes from every _SAMPLE_STRIDE-th value (numpy's `kernels._candidates`
+# samples more densely: which threshold is used changes how fast, never what is found)
+_SAMPLE_SPAN = 1 << 16
+_SAMPLE_SIZE = 8192
 _TABLE_BITS = 11  # 2048 slots for at most 1024 values a row: at most half full
 
 
@@ -47,41 +60,256 @@ def _splitmix64(z):
     return z ^ (z >> _S31)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _key(b):
+    """float32 bits -> int32 order key (`kernels.order_keys`: NaN as +inf, -0.0 below +0.0)."""
+    b = _INF_BITS if (b & _ABS) > _INF_BITS else b
+    s = np.int32(b)
+    return s ^ ((s >> np.int32(31)) & np.int32(0x7FFFFFFF))
+
+
 @njit(cache=True, nogil=True)
-def identity_hashes(bits, positions, keys):
-    """splitmix64(splitmix64(keys[i] ^ bits[positions[i]]) + golden) & (2^63 - 1) for every i
-    (uint64), `keys` being `kernels._identity_keys`; the caller keeps the k smallest (numba's
-    own partition and sort took seconds more to compile and ran no faster than numpy's)."""
-    m = positions.size
-    z = np.empty(m, np.uint64)
+def _jth_smallest(keys, count, j):
+    """The j-th smallest of keys[:count] (1 <= j <= count), through a sorted buffer of j."""
+    buf = np.empty(j, np.int32)
+    for m in range(j):
+        key = keys[m]
+        p = m
+        while p > 0 and buf[p - 1] > key:
+            buf[p] = buf[p - 1]
+            p -= 1
+        buf[p] = key
+    top = buf[j - 1]
+    for i in range(j, count):
+        key = keys[i]
+        if key < top:
+            p = j - 1
+            while p > 0 and buf[p - 1] > key:
+                buf[p] = buf[p - 1]
+                p -= 1
+            buf[p] = key
+            top = buf[j - 1]
+    return top
+
+
+@njit(cache=True, nogil=True)
+def _in_range(a, lo, hi, out):
+    """Positions i, in order, with lo <= a[i] <= hi, into `out`; returns how many.
+
+    Two passes over blocks of 64 values: one counts the values >= lo in each block (a loop
+    the compiler vectorizes; unsigned indices spare it the negative-index check), the other
+    makes a bit mask of the few blocks that have any and lists its set bits.
+    """
+    n = a.size
+    blocks = n // 64
+    counts = np.empty(blocks, np.uint8)
+    for b in range(blocks):
+        base = np.uint64(b * 64)
+        m = np.uint8(0)
+        for j in range(64):
+            m += np.uint8(a[base + np.uint64(j)] >= lo)
+        counts[b] = m
+    c = 0
+    for b in range(blocks):
+        if counts[np.uint64(b)]:
+            base = np.uint64(b * 64)
+            mask = np.uint64(0)
+            for j in range(64):
+                v = a[base + np.uint64(j)]
+                mask |= np.uint64((v >= lo) & (v <= hi)) << np.uint64(j)
+            while mask:
+                out[c] = base + trailing_zeros(mask)
+                c += 1
+                mask &= mask - np.uint64(1)
+    for i in range(blocks * 64, n):
+        v = a[i]
+        out[c] = i
+        c += (v >= lo) & (v <= hi)
+    return c
+
+
+@njit(cache=True, nogil=True)
+def bottom_k(a, shift, k):
+    """Sorted positions of the k smallest values (ties: lower position first), or an empty
+    array when this route cannot decide (see the module's docstring)."""
+    n = a.size
+    sh = np.uint32(shift)
+    stride = max(1, min(n, _SAMPLE_SPAN) // _SAMPLE_SIZE)
+    count = min(n, _SAMPLE_SPAN) // stride
+    share = k * count // n + 1 if n > 0 else 1
+    j = share + 4 * int(np.sqrt(share)) + 8
+    if k <= 0 or j >= count:
+        return np.empty(0, np.uint32)
+    keys = np.empty(max(count, 2 * k), np.int32)
+    for i in range(count):
+        keys[i] = _key(np.uint32(a[i * stride]) << sh)
+    t = _jth_smallest(keys, count, j)
+    if t >= 0:
+        return np.empty(0, np.uint32)
+    # keys <= t (a negative value) are the bit patterns from t's down to -inf's: NaN is out
+    lo = np.uint32(t ^ np.int32(0x7FFFFFFF)) >> sh
+    hi = np.uint32(0xFF800000) >> sh
+    cand = np.empty(n, np.int32)
+    c = _in_range(a, a.dtype.type(lo), a.dtype.type(hi), cand)
+    if c < k:
+        return np.empty(0, np.uint32)
+    if c > keys.size:
+        keys = np.empty(c, np.int32)
+    for i in range(c):
+        keys[i] = _key(np.uint32(a[cand[i]]) << sh)
+    kth = np.partition(keys[:c], k - 1)[k - 1]
+    equal = k
+    for i in range(c):
+        equal -= keys[i] < kth
+    out = np.empty(k, np.uint32)
+    o = 0
+    for i in range(c):  # candidates are in position order, so the output is sorted
+        key = keys[i]
+        if key < kth or (key == kth and equal > 0):
+            equal -= key == kth
+            out[o] = cand[i]
+            o += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _gather(a, shift, positions):
+    """The float32 bit patterns at `positions` (uint32)."""
+    sh = np.uint32(shift)
+    bits = np.empty(positions.size, np.uint32)
+    for i in range(positions.size):
+        bits[i] = np.uint32(a[positions[i]]) << sh
+    return bits
+
+
+@njit(cache=True, nogil=True)
+def identity_smallest(a, shift, positions, keys, k):
+    """The k smallest of splitmix64(keys[i] ^ bits[positions[i]]) & (2^63 - 1), sorted
+    (uint64; `keys` being `kernels._identity_keys`), or an empty array when fewer than k fall
+    under the bound kept."""
+    return _identity_of(_gather(a, shift, positions), keys, k)
+
+
+@njit(cache=True, nogil=True)
+def _identity_of(bits, keys, k):
+    m = bits.size
+    share = (k + 4.0 * np.sqrt(k) + 16.0) / m if m > 0 else 1.0
+    bound = _POSITIVE63 if share >= 1.0 else np.uint64(share * 9.2233720368547758e18)
+    kept = np.empty(m, np.uint64)
+    c = 0
     for i in range(m):
-        h = _splitmix64(keys[i] ^ np.uint64(bits[positions[i]]))
-        z[i] = _splitmix64(h + _GOLDEN) & _POSITIVE63
-    return z
+        h = _splitmix64(keys[i] ^ np.uint64(bits[i])) & _POSITIVE63
+        kept[c] = h
+        c += h <= bound
+    if c < k or k <= 0:
+        return np.empty(0, np.uint64)
+    return np.sort(kept[:c])[:k]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lane_total(lanes):
+    """`kernels.lane_total`: the lanes added pairwise, neighbours first."""
+    width = lanes.size
+    while width > 1:
+        width //= 2
+        for i in range(width):
+            lanes[i] = lanes[2 * i] + lanes[2 * i + 1]
+    return lanes[0]
 
 
 @njit(cache=True, nogil=True)
-def distinct_counts(bits, rows, cols, width):
+def sample_sums(a, shift, positions):
+    """(lane total of the finite sampled values, of their squared deviations from the mean,
+    of those squared, how many are finite, their largest |value|) as
+    `kernels.sample_moments` adds them."""
+    return _sums_of(_gather(a, shift, positions))
+
+
+@njit(cache=True, nogil=True)
+def _sums_of(bits):
+    m = bits.size
+    x = bits.view(np.float32)
+    count = 0
+    absmax = np.float32(0.0)
+    for i in range(m):
+        if (bits[i] & _ABS) < _INF_BITS:
+            count += 1
+            absmax = max(absmax, abs(x[i]))
+    if count == 0:
+        return 0.0, 0.0, 0.0, 0, 0.0
+    finite = count == m
+    if not finite:  # NaN or infinities: 0.0 in their lanes, which adds nothing
+        x = x.copy()
+        for i in range(m):
+            if (bits[i] & _ABS) >= _INF_BITS:
+                x[i] = 0.0
+    # lane j adds x[j], x[j + LANES], ... in order: whole rows of LANES first (a loop the
+    # compiler vectorizes), then the last, partial row
+    whole = m - m % LANES
+    lanes = np.zeros(LANES)
+    for i in range(0, whole, LANES):
+        for j in range(LANES):
+            lanes[j] += np.float64(x[i + j])
+    for i in range(whole, m):
+        lanes[i - whole] += np.float64(x[i])
+    total = _lane_total(lanes)
+    mean = total / count
+    squares = np.zeros(LANES)
+    fourths = np.zeros(LANES)
+    if finite:
+        for i in range(0, whole, LANES):
+            for j in range(LANES):
+                d = np.float64(x[i + j]) - mean
+                sq = d * d
+                squares[j] += sq
+                fourths[j] += sq * sq
+        start = whole
+    else:
+        start = 0
+    for i in range(start, m):  # the partial row, or every value when some are skipped
+        if (bits[i] & _ABS) < _INF_BITS:
+            d = np.float64(x[i]) - mean
+            sq = d * d
+            squares[i % LANES] += sq
+            fourths[i % LANES] += sq * sq
+    return total, _lane_total(squares), _lane_total(fourths), count, np.float64(absmax)
+
+
+@njit(cache=True, nogil=True)
+def sign_window(a, shift, k, positions, keys, identity_k, rows, cols, width):
+    """(bottom-k positions, identity hashes, sample sums, distinct counts) of one window;
+    an empty positions or identity array means numpy decides that part."""
+    sampled = _gather(a, shift, positions)
+    return (
+        bottom_k(a, shift, k),
+        _identity_of(sampled, keys, identity_k),
+        _sums_of(sampled),
+        distinct_counts(a, shift, rows, cols, width),
+    )
+
+
+@njit(cache=True, nogil=True)
+def distinct_counts(a, shift, rows, cols, width):
     """Per row r (`width` values from r * cols), the distinct values `distinct_fraction` counts:
     one per set of equal finite values (-0.0 is 0.0) plus one per NaN or infinity.
 
-    A row of widened bfloat16 values (the low 16 bits of every one zero, as most checkpoints
-    store them) is counted in a bitmap of the 2^16 high halves; any other row in a small hash
-    set of its finite values.
+    A row of bfloat16 values (stored so, or widened: the low 16 bits of every one zero) is
+    counted in a table of the 2^16 high halves that holds, for each, the last row that had it
+    (no clearing between rows); any other row in a small hash set of its finite values.
     """
-    size = 1 << _TABLE_BITS
-    table = np.empty(size, np.uint32)
-    seen = np.empty(1 << 10, np.uint64)  # 2^16 bits
+    table = np.empty(1 << _TABLE_BITS, np.uint32)
+    last_row = np.zeros(1 << 16, np.uint16)
     out = np.zeros(rows, np.int64)
+    sh = np.uint32(shift)
     for r in range(rows):
-        base = r * cols
+        row = a[r * cols : r * cols + width]
         low = np.uint32(0)
         for i in range(width):
-            low |= bits[base + i]
-        if (low & np.uint32(0xFFFF)) == 0:
-            out[r] = _distinct_high_halves(bits[base : base + width], seen)
+            low |= np.uint32(row[i]) << sh
+        if (low & np.uint32(0xFFFF)) == 0 and r < 0xFFFF:
+            out[r] = _distinct_high_halves(row, sh, last_row, np.uint16(r + 1))
         else:
-            out[r] = _distinct_hashed(bits[base : base + width], table)
+            out[r] = _distinct_hashed(row, sh, table)
     return out
 
 
@@ -96,30 +324,26 @@ def _value_bits(bits):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _distinct_high_halves(row, seen):
-    seen[:] = 0
+def _distinct_high_halves(row, sh, last_row, stamp):
     distinct = 0
     for i in range(row.size):
-        v = _value_bits(row[i])
+        v = _value_bits(np.uint32(row[i]) << sh)
         if v < 0:  # NaN or an infinity: always its own value
             distinct += 1
             continue
-        b = np.uint32(v)
-        h = b >> np.uint32(16)
-        word = h >> np.uint32(6)
-        bit = np.uint64(1) << np.uint64(h & np.uint32(63))
-        distinct += (seen[word] & bit) == 0
-        seen[word] |= bit
+        h = np.uint32(v) >> np.uint32(16)
+        distinct += last_row[h] != stamp
+        last_row[h] = stamp
     return distinct
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _distinct_hashed(row, table):
+def _distinct_hashed(row, sh, table):
     size = table.size
     table[:] = _EMPTY
     distinct = 0
     for i in range(row.size):
-        v = _value_bits(row[i])
+        v = _value_bits(np.uint32(row[i]) << sh)
         if v < 0:  # NaN or an infinity: always its own value
             distinct += 1
             continue

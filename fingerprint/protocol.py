@@ -45,6 +45,11 @@ class WindowData(Protocol):
         values: float32 values, one per element.
         raw: the stored bytes they were decoded from (hashed into the slot's digest, and counted
             as bytes read).
+
+    Optionally `plain`: the dtype code of `raw` when it holds the elements themselves, little
+    endian (`F32`, `BF16`, ...), else None. The compiled CPU pass then reads float32 and
+    bfloat16 windows straight from `raw` and never asks for `values` (a source may decode them
+    lazily: hub's `TensorWindow` does).
     """
 
     @property
@@ -89,7 +94,8 @@ class TensorInfo:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Window:
-    """A plain `WindowData`, for sources written outside hub/."""
+    """A plain `WindowData`, for sources written outside hub/ (`plain`: see `WindowData`)."""
 
     values: np.ndarray
     raw: bytes
+    plain: str | None = None

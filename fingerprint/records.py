@@ -14,7 +14,7 @@ All integers little-endian. Strings are UTF-8 with a length prefix.
     slot     str16 key | str16 tensor | str8 dtype | u8 ndim | ndim x u64 shape | u64 n
              | u32 n_pos | n_pos x u32 positions | u32 n_id | n_id x u64 identity
              | 5 x f64 (mean, std, kurtosis, absmax, distinct)
-             | 16 bytes digest (BLAKE3 of the raw window bytes, first 16 bytes)
+             | 16 bytes digest (XXH3-128 of the raw window bytes)
     skipped  str16 tensor | str16 reason
 """
 
@@ -29,7 +29,9 @@ import numpy as np
 from fingerprint import blob_layouts
 from fingerprint.errors import SignatureFormatError
 
-FORMAT_VERSION = 4  # 3: identity MinHash over a hashed 1-in-8 subset; 4: BLAKE3 digest (docs)
+# 3: identity MinHash over a hashed 1-in-8 subset; 4: BLAKE3 digest; 5: XXH3-128 digest, one
+# identity hash round, moments over the identity sample in fixed lanes (docs/signature-format.md)
+FORMAT_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)

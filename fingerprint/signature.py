@@ -11,6 +11,8 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from fingerprint import kernels
 from fingerprint.device import resolve_device
 from fingerprint.plan import Slot, plan_slots
@@ -97,19 +99,34 @@ def compute_signature(
     )
 
 
+# dtype codes whose stored bytes the compiled pass reads as they are: (view dtype, shift to
+# float32 bits); a window of another dtype (or on a big-endian machine) is read through its
+# decoded float32 values
+_STORED_BITS = {
+    code: (np.dtype(view), shift)
+    for code, view, shift in (("F32", "<u4", 0), ("BF16", "<u2", 16))
+    if np.dtype(view).isnative
+}
+
+
 def _slot_signature(
     slot: Slot, data: WindowData, params: SignatureParams, device: str
 ) -> SlotSignature:
-    if len(data.values) != slot.n:
-        raise ValueError(
-            f"{slot.tensor}: the source decoded {len(data.values)} values for a {slot.n}-element "
-            "window"
-        )
     raw = data.raw
-    x = kernels.to_device(data.values, device)
-    positions = kernels.bottom_k_positions(x, params.k)
-    identity = kernels.identity_minhash(x, params.identity_k, params.seed, params.identity_window)
-    mean, std, kurt, absmax, distinct, digest = kernels.window_stats(x, raw, slot.cols)
+    parts = _sign_stored(slot, data, params) if device == "cpu" else None
+    if parts is None:
+        if len(data.values) != slot.n:
+            raise ValueError(
+                f"{slot.tensor}: the source decoded {len(data.values)} values for a "
+                f"{slot.n}-element window"
+            )
+        x = kernels.to_device(data.values, device)
+        parts = (
+            kernels.bottom_k_positions(x, params.k),
+            kernels.identity_minhash(x, params.identity_k, params.seed, params.identity_window),
+            kernels.window_stats(x, raw, slot.cols, params.seed, params.identity_window),
+        )
+    positions, identity, (mean, std, kurt, absmax, distinct, digest) = parts
     return SlotSignature(
         key=slot.key,
         tensor=slot.tensor,
@@ -125,3 +142,22 @@ def _slot_signature(
         distinct=distinct,
         digest=digest,
     )
+
+
+def _sign_stored(slot: Slot, data: WindowData, params: SignatureParams) -> tuple | None:
+    """The window signed by the compiled pass (`kernels.sign_stored`), from its stored bytes
+    where the source says they are plain float32 or bfloat16 elements (`plain`, see
+    `fingerprint.protocol.WindowData`; no float32 copy is made), else from its decoded values;
+    None where the compiled kernels are not in use."""
+    if kernels.jit_kernels() is None:
+        return None
+    stored = _STORED_BITS.get(getattr(data, "plain", None) or "")
+    if stored is not None and len(data.raw) == slot.n * stored[0].itemsize:
+        a, shift = np.frombuffer(data.raw, dtype=stored[0]), stored[1]
+    else:
+        values = np.ascontiguousarray(data.values, dtype=np.float32).reshape(-1)
+        if values.size != slot.n:
+            return None  # the values path says what is wrong
+        a, shift = values.view(np.uint32), 0
+    identity = (params.identity_k, params.seed, params.identity_window)
+    return kernels.sign_stored(a, shift, data.raw, slot.cols, params.k, identity)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+from hub import decode
 
 # Relations a card may declare in `base_model_relation` or in `base_model:<relation>:<id>` tags.
 RELATIONS = ("finetune", "adapter", "quantized", "merge")
@@ -106,9 +109,28 @@ class TensorInfo:
     decodable: bool
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, eq=False)
 class TensorWindow:
-    """The first elements of a tensor (row-major): float32 values and the bytes they came from."""
+    """The first elements of a tensor (row-major): the bytes read and their float32 values.
 
-    values: np.ndarray
+    Attributes:
+        raw: the stored bytes (hashed into the slot's digest, counted as bytes read).
+        decoded: the float32 values, for a window a codec decoded (packed formats); None when
+            `plain` says how to decode `raw`.
+        plain: the dtype code of `raw` when it holds the elements themselves (`F32`, `BF16`,
+            ...): `values` is then decoded from it on first use, and a reader that can use
+            the stored bits (`fingerprint.signature`) never pays for the decode.
+    """
+
     raw: bytes
+    decoded: np.ndarray | None = None
+    plain: str | None = None
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """float32 values, one per element (decoded once, on first use)."""
+        if self.decoded is not None:
+            return self.decoded
+        if self.plain is None:
+            raise ValueError("a window needs its decoded values or a plain dtype")
+        return decode.decode(self.raw, self.plain)

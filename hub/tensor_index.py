@@ -208,7 +208,7 @@ class TensorIndex:
         if not decode.decodable(dtype):
             raise KeyError(f"{name!r} of {self.model_id} is {dtype}, which is not decoded")
         raw = self.read_range(name, 0, n * dtypes.size(dtype))
-        return TensorWindow(values=decode.decode(raw, dtype), raw=raw)
+        return TensorWindow(raw=raw, plain=dtype)
 
     def _wanted(self, packed: Packed, n: int) -> list[tuple[str, int, int]]:
         """(file, absolute start, absolute end) of every range the codec asks for."""
@@ -311,7 +311,7 @@ class TensorIndex:
                 model_id=self.model_id,
                 path=next(iter(packed.parts.values())).file,
             ) from err
-        return TensorWindow(values=np.asarray(values, dtype=np.float32), raw=b"".join(chunks))
+        return TensorWindow(raw=b"".join(chunks), decoded=np.asarray(values, dtype=np.float32))
 
 
 def _size(n: int) -> str:

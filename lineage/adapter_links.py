@@ -158,7 +158,7 @@ class _Windows:
 
     def read_window(self, name: str, n: int) -> TensorWindow:
         values = np.ascontiguousarray(self._windows[name][1].reshape(-1)[:n], dtype=np.float32)
-        return TensorWindow(values=values, raw=values.tobytes())
+        return TensorWindow(raw=values.tobytes(), decoded=values)
 
 
 def _fit(

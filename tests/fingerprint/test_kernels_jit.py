@@ -5,6 +5,8 @@ every stored float dtype. Skipped where numba is not installed."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -54,7 +56,7 @@ def test_a_process_turns_to_the_compiled_kernels_only_after_many_windows(monkeyp
         "from fingerprint import kernels\n"
         "x = np.arange(70000, dtype=np.float32)\n"
         "for _ in range(100):\n"
-        "    kernels.identity_minhash(x, 256, 1); kernels.window_stats(x, x.tobytes(), 700)\n"
+        "    kernels.identity_minhash(x, 256, 1); kernels.window_stats(x, x.tobytes(), 700, 1)\n"
         "assert kernels.jit_kernels() is None and 'numba' not in sys.modules\n"
         # a process that has signed enough windows turns to the compiled kernels
         "kernels._windows_signed = kernels.JIT_AFTER_WINDOWS\n"
@@ -77,7 +79,7 @@ def test_compiled_kernels_give_the_numpy_bits(paths, window, dtype, k):
             kernels.bottom_k_positions(x, k),
             kernels.identity_minhash(x, 256, 0x6C696E65, 1 << 16),
             kernels.identity_minhash(x, k, 11, 333),  # a short span, another seed
-            kernels.window_stats(x, raw, cols),
+            kernels.window_stats(x, raw, cols, 0x6C696E65, 1 << 16),
             [kernels.distinct_fraction(x, c, rows) for c in (1, 3, cols, 2000) for rows in (1, 64)],
         )
 
@@ -87,6 +89,35 @@ def test_compiled_kernels_give_the_numpy_bits(paths, window, dtype, k):
     assert np.array_equal(np.array(got[3][:5]), np.array(want[3][:5]), equal_nan=True)
     assert got[3][5] == want[3][5]
     assert got[4] == want[4]
+
+
+@pytest.mark.parametrize(("window", "dtype"), [c for c in CASES if c[1] in ("bf16", "f32")])
+@pytest.mark.parametrize("k", [512, 7])
+def test_the_pass_over_stored_bits_gives_the_numpy_bits(paths, window, dtype, k):
+    # what `compute_signature` runs on a float32 or bfloat16 window: its stored bits, read
+    # without a float32 copy, against the numpy kernels on the widened values
+    values, cols = _windows()[window]
+    with np.errstate(over="ignore"):
+        decoded, raw = _decoded(values, DTYPES[dtype])
+    stored = np.frombuffer(raw, dtype="<u2" if dtype == "bf16" else "<u4")
+    shift = 16 if dtype == "bf16" else 0
+    x = kernels.to_device(decoded, "cpu")
+    identity = (256, 0x6C696E65, 1 << 16)
+
+    def run():
+        if kernels.jit_kernels() is None:
+            return (
+                kernels.bottom_k_positions(x, k),
+                kernels.identity_minhash(x, *identity),
+                kernels.window_stats(x, raw, cols, *identity[1:]),
+            )
+        return kernels.sign_stored(stored, shift, raw, cols, k, identity)
+
+    want, got = paths(run)
+    assert got[0].dtype == np.uint32 and np.array_equal(got[0], want[0])
+    assert got[1].dtype == np.uint64 and np.array_equal(got[1], want[1])
+    assert struct.pack("<5d", *got[2][:5]) == struct.pack("<5d", *want[2][:5])
+    assert got[2][5] == want[2][5]
 
 
 def test_random_ties_and_specials_match(paths):
@@ -101,15 +132,18 @@ def test_random_ties_and_specials_match(paths):
         )
         k = int(rng.integers(1, 600))
         cols = int(rng.integers(1, 3000))
+        limit = int(rng.integers(1, 1 << 17))
         want, got = paths(
-            lambda x=x, k=k, cols=cols, trial=trial: (
+            lambda x=x, k=k, cols=cols, trial=trial, limit=limit: (
                 kernels.bottom_k_positions(x, k),
                 kernels.identity_minhash(x, k, trial),
                 kernels.distinct_fraction(x[: 1 << 16], cols),
+                kernels.window_stats(x, b"", cols, trial, limit),
             )
         )
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
         assert got[2] == want[2]
+        assert struct.pack("<5d", *got[3][:5]) == struct.pack("<5d", *want[3][:5])
 
 
 def test_whole_signatures_are_the_same_bytes(paths):

@@ -1,6 +1,8 @@
-"""The kernels against the torch code they replaced (format v3), kept here verbatim as the
-reference: every stored byte of a signature must stay what that code produced, except the
-digest, which format v4 takes from BLAKE3 instead of SHA-256 (`_ref_digest`).
+"""The kernels against a plain reference of the format: the torch code they replaced for the
+bottom-k positions (format v3, kept verbatim), and for what format v5 changed a direct
+transcription of docs/signature-format.md: the identity sketch's one splitmix64 round, the
+moments over the identity sample added lane by lane in a Python loop, the distinct count over
+the first 16 rows, and the XXH3-128 digest.
 
 The numpy path (the CPU), the torch path (a GPU; here on the CPU) and the reference must agree
 exactly on windows of every stored float dtype, odd shapes, NaN, infinities, -0.0, constant
@@ -14,16 +16,16 @@ import struct
 import numpy as np
 import pytest
 import torch
-from blake3 import blake3
+import xxhash
 
 from fingerprint import kernels
-from fingerprint.hashing import GOLDEN, signed64, splitmix64, splitmix64_torch
+from fingerprint.hashing import signed64, splitmix64, splitmix64_torch
 from fingerprint.plan import plan_slots
 from fingerprint.protocol import TensorInfo, Window
 from fingerprint.records import Signature, SignatureParams, SlotSignature
 from fingerprint.signature import compute_signature
 
-# --- the reference: fingerprint/kernels.py as of format v3 (commit 3436eba), torch only ---------
+# --- the reference: bottom-k as fingerprint/kernels.py had it in format v3 (commit 3436eba) -------
 
 _M32 = 0xFFFFFFFF
 _POSITIVE63 = (1 << 63) - 1
@@ -58,22 +60,26 @@ def _ref_bottom_k(x: torch.Tensor, k: int) -> np.ndarray:
     return _ref_first_k(x[pos], pos, k)
 
 
-def _ref_identity(x: torch.Tensor, k: int, seed: int, limit: int | None) -> np.ndarray:
-    span = x.numel() if limit is None else min(limit, x.numel())
+def _ref_identity_positions(n: int, seed: int, limit: int | None) -> np.ndarray:
+    span = n if limit is None else min(limit, n)
     p = np.arange(span, dtype=np.uint64)
     keep = splitmix64(p ^ np.uint64(seed & ((1 << 64) - 1))) % np.uint64(8) == 0
-    pos = torch.from_numpy(np.flatnonzero(keep).astype(np.int64))
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def _ref_identity(x: torch.Tensor, k: int, seed: int, limit: int | None) -> np.ndarray:
+    # format v5: one splitmix64 round (v3-v4 hashed the result once more, plus the golden ratio)
+    pos = torch.from_numpy(_ref_identity_positions(x.numel(), seed, limit))
     k = min(k, pos.numel())
     bits = x[pos].contiguous().view(torch.int32).to(torch.int64) & _M32
     z = splitmix64_torch((pos * (1 << 32) + bits) ^ signed64(seed & ((1 << 64) - 1)))
-    z = splitmix64_torch(z + signed64(GOLDEN)) & _POSITIVE63
-    smallest = torch.topk(z, k, largest=False, sorted=False).values
+    smallest = torch.topk(z & _POSITIVE63, k, largest=False, sorted=False).values
     out = smallest.cpu().numpy().astype(np.uint64)
     out.sort()
     return out
 
 
-def _ref_distinct(v: np.ndarray, cols: int, max_rows: int = 64) -> float:
+def _ref_distinct(v: np.ndarray, cols: int, max_rows: int = 16) -> float:
     width = min(cols, 1024, v.size)
     rows = min(max_rows, v.size // cols) if cols <= v.size else 1
     if rows == 0 or width == 0:
@@ -85,25 +91,35 @@ def _ref_distinct(v: np.ndarray, cols: int, max_rows: int = 64) -> float:
 
 
 def _ref_digest(raw: bytes) -> bytes:
-    # format v4 (v3: hashlib.sha256(raw).digest()[:16]); BLAKE3's 16-byte output is the prefix
-    # of its 32-byte one
-    return blake3(raw).digest()[:16]
+    # format v5 (v4: BLAKE3, v3: SHA-256, first 16 bytes)
+    return xxhash.xxh3_128(raw).digest()
 
 
-def _ref_stats(x: torch.Tensor, raw: bytes, cols: int) -> tuple:
+def _ref_lane_total(values: list[float]) -> float:
+    lanes = [0.0] * 16
+    for i, v in enumerate(values):  # value i goes to lane i % 16, in order
+        lanes[i % 16] += v
+    while len(lanes) > 1:  # neighbours first: ((l0 + l1) + (l2 + l3)) + ...
+        lanes = [lanes[i] + lanes[i + 1] for i in range(0, len(lanes), 2)]
+    return lanes[0]
+
+
+def _ref_stats(x: torch.Tensor, raw: bytes, cols: int, seed: int, limit: int | None) -> tuple:
     digest = _ref_digest(raw)
-    v = x[: 1 << 16].cpu().numpy().astype(np.float64)
-    distinct = _ref_distinct(v, cols)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
+    v = x.cpu().numpy()
+    distinct = _ref_distinct(v.astype(np.float64), cols)
+    sample = v[_ref_identity_positions(v.size, seed, limit)]
+    finite = [float(a) if np.isfinite(a) else None for a in sample]
+    count = sum(a is not None for a in finite)
+    if count == 0:
         return 0.0, 0.0, 0.0, 0.0, distinct, digest
-    mean = float(v.mean())
-    centred = v - mean
-    sq = centred * centred
-    var = float(np.mean(sq))
-    std = var**0.5
-    kurt = float(np.mean(sq * sq) / (var * var)) if var > 0 else 0.0
-    return mean, std, kurt, float(np.abs(v).max()), distinct, digest
+    total = _ref_lane_total([0.0 if a is None else a for a in finite])
+    mean = total / count
+    sq = [0.0 if a is None else (a - mean) * (a - mean) for a in finite]
+    var = _ref_lane_total(sq) / count
+    kurt = (_ref_lane_total([q * q for q in sq]) / count) / (var * var) if var > 0 else 0.0
+    absmax = max(abs(a) for a in finite if a is not None)
+    return mean, var**0.5, kurt, absmax, distinct, digest
 
 
 # --- windows ------------------------------------------------------------------------------------
@@ -170,13 +186,13 @@ def test_numpy_and_torch_paths_match_the_reference_bit_for_bit(window, dtype, k)
     want = (
         _ref_bottom_k(ref, k),
         _ref_identity(ref, 256, 0x6C696E65, 1 << 16),
-        _ref_stats(ref, raw, cols),
+        _ref_stats(ref, raw, cols, 0x6C696E65, 1 << 16),
     )
     for x in (kernels.to_device(decoded, "cpu"), kernels.to_torch(decoded, "cpu")):
         got = (
             kernels.bottom_k_positions(x, k),
             kernels.identity_minhash(x, 256, 0x6C696E65, 1 << 16),
-            kernels.window_stats(x, raw, cols),
+            kernels.window_stats(x, raw, cols, 0x6C696E65, 1 << 16),
         )
         assert got[0].dtype == np.uint32 and np.array_equal(got[0], want[0])
         assert got[1].dtype == np.uint64 and np.array_equal(got[1], want[1])
@@ -195,15 +211,16 @@ class _Source:
         self._infos = []
         for name, (values, shape, dtype) in tensors.items():
             decoded, raw = _decoded(values, DTYPES[dtype])
-            self._stored[name] = (decoded, raw, raw and len(raw) // decoded.size)
+            self._stored[name] = (decoded, raw, len(raw) // decoded.size, dtype.upper())
             self._infos.append(TensorInfo(name, dtype.upper(), shape, decodable=True))
 
     def tensor_infos(self):
         return self._infos
 
     def read_window(self, name: str, n: int) -> Window:
-        decoded, raw, size = self._stored[name]
-        return Window(values=decoded[:n], raw=raw[: n * size])
+        decoded, raw, size, plain = self._stored[name]
+        # `plain`: the raw bytes are the elements (the compiled pass reads F32 and BF16 there)
+        return Window(values=decoded[:n], raw=raw[: n * size], plain=plain)
 
 
 def test_whole_signatures_serialize_to_the_reference_bytes():
@@ -239,7 +256,9 @@ def test_whole_signatures_serialize_to_the_reference_bytes():
         data = source.read_window(s.tensor, s.n)
         read += len(data.raw)
         x = torch.from_numpy(np.array(data.values, np.float32))
-        mean, std, kurt, absmax, distinct, digest = _ref_stats(x, data.raw, s.cols)
+        mean, std, kurt, absmax, distinct, digest = _ref_stats(
+            x, data.raw, s.cols, params.seed, params.identity_window
+        )
         ref_slots.append(
             SlotSignature(
                 key=s.key,
@@ -262,7 +281,8 @@ def test_whole_signatures_serialize_to_the_reference_bytes():
     assert got.to_bytes() == want.to_bytes()
 
 
-def test_the_digest_is_blake3():
-    # BLAKE3's published test vector for the empty input, cut to the 16 bytes stored
-    assert kernels.window_digest(b"").hex() == "af1349b9f5f9a1a6a0404dea36dcc949"
-    assert kernels.window_digest(b"abc") == blake3(b"abc").digest()[:16]
+def test_the_digest_is_xxh3_128():
+    # XXH3-128's published test vector for the empty input (seed 0)
+    assert kernels.window_digest(b"").hex() == "99aa06d3014798d86001c324468d497f"
+    assert kernels.window_digest(b"abc") == xxhash.xxh3_128(b"abc").digest()
+    assert len(kernels.window_digest(bytes(1000))) == 16
