@@ -385,7 +385,8 @@ def sign_stored(
         hashes = identity_minhash(_widen(a, shift), identity_k, seed, identity_window)
     total, squares, fourths, count, absmax = sums
     moments = finish_moments(total, squares, fourths, count, absmax) if count else (0.0,) * 4
-    share = float(distinct.mean() / width) if rows and width else 1.0
+    # (the sum over rows) / rows / width: the rounding `distinct_fraction`'s mean makes
+    share = int(distinct) / rows / width if rows and width else 1.0
     global _windows_signed
     _windows_signed += 1
     return positions, hashes, (*moments, share, window_digest(raw))
@@ -426,7 +427,7 @@ def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = DISTINCT_ROWS) -
     bits = _bits(v) if jit is not None else None
     if jit is not None and bits is not None:
         distinct = jit.distinct_counts(bits, 0, rows, cols, width)
-        return float(distinct.mean() / width)
+        return int(distinct.sum()) / rows / width
     block = np.sort(v[: rows * cols].reshape(rows, -1)[:, :width], axis=1)
     # b - a == 0 exactly when b == a and both are finite (IEEE: distinct finite values never
     # differ by zero); sorted, a row's infinities and NaNs sit at its two ends
@@ -434,4 +435,5 @@ def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = DISTINCT_ROWS) -
     if not np.isfinite(block[:, [0, -1]]).all():
         same &= np.isfinite(block[:, 1:])
     distinct = width - same.sum(axis=1)
-    return float(distinct.mean() / width)
+    # the mean of small integers is their exact sum over rows, rounded once
+    return int(distinct.sum()) / rows / width

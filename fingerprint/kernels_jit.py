@@ -277,14 +277,14 @@ def _sums_of(bits):
 
 @njit(cache=True, nogil=True)
 def sign_window(a, shift, k, positions, keys, identity_k, rows, cols, width):
-    """(bottom-k positions, identity hashes, sample sums, distinct counts) of one window;
-    an empty positions or identity array means numpy decides that part."""
+    """(bottom-k positions, identity hashes, sample sums, distinct values summed over the
+    rows) of one window; an empty positions or identity array means numpy decides that part."""
     sampled = _gather(a, shift, positions)
     return (
         bottom_k(a, shift, k),
         _identity_of(sampled, keys, identity_k),
         _sums_of(sampled),
-        distinct_counts(a, shift, rows, cols, width),
+        distinct_counts(a, shift, rows, cols, width).sum(),
     )
 
 
