@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from fingerprint.protocol import TensorMeta
 
@@ -55,18 +56,25 @@ _ROLE_PATTERNS = (
 )
 
 
+# Names repeat from model to model of an architecture (a crawl plans thousands of Llamas), so the
+# three per-name functions below keep their answers.
+_NAMES_CACHED = 1 << 16
+
+
+@lru_cache(maxsize=_NAMES_CACHED)
 def normalize_name(name: str) -> str:
     """Strip wrapper prefixes: `module.model.layers.0.x` -> `layers.0.x`, `bert.x` -> `x`."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _PREFIXES:
-            if name.startswith(prefix) and len(name) > len(prefix):
-                name = name[len(prefix) :]
-                changed = True
+    # no prefix is the start of another, so at most one matches at a time; one is never
+    # stripped when nothing would be left
+    while name.startswith(_PREFIXES):
+        prefix = next(p for p in _PREFIXES if name.startswith(p))
+        if len(name) <= len(prefix):
+            break
+        name = name[len(prefix) :]
     return name
 
 
+@lru_cache(maxsize=_NAMES_CACHED)
 def role_of(normalized: str) -> str:
     """Rough role of a tensor: embedding, head, attention, mlp or other."""
     for role, pattern in _ROLE_PATTERNS:
@@ -75,9 +83,13 @@ def role_of(normalized: str) -> str:
     return "other"
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+@lru_cache(maxsize=_NAMES_CACHED)
 def _natural_key(name: str) -> tuple:
     # layers.10 sorts after layers.9, so "evenly spaced" means spread across depth
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+    return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,14 +212,16 @@ def _spread(candidates: list[_Candidate], max_slots: int) -> list[_Candidate]:
         return list(candidates)
     ends = [c for c in candidates if c.role in ("embedding", "head")]
     must = sorted(ends, key=lambda c: c.role != "embedding")[:2]
-    rest = [c for c in candidates if c not in must]
+    kept = {id(c) for c in must}
+    rest = [c for c in candidates if id(c) not in kept]
     body = [c for c in rest if _IN_LAYER.search(c.normalized)] or rest
     want = max_slots - len(must)
     if want <= 0:
         return must[:max_slots]
     if len(body) <= want:
         # room for every layer tensor: the rest of the room goes to the others, in name order
-        others = [c for c in rest if c not in body]
+        in_body = {id(c) for c in body}
+        others = [c for c in rest if id(c) not in in_body]
         chosen = must + body + others[: want - len(body)]
     else:
         step = (len(body) - 1) / max(1, want - 1)

@@ -51,20 +51,18 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def depth(doc: Any) -> int:
-    """Nesting depth of a parsed document (a scalar is 0), without recursion."""
-    deepest = 0
-    stack = [(doc, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, level)
-        stack.extend((c, level + 1) for c in children if isinstance(c, (dict, list)))
-    return deepest
+    """Nesting depth of a parsed document (a scalar is 0), without recursion: one level of
+    containers at a time (a parsed document holds only dicts and lists)."""
+    level = 0
+    containers = [doc] if type(doc) in (dict, list) else []
+    while containers:
+        level += 1
+        inner = []
+        for item in containers:
+            children = item.values() if type(item) is dict else item
+            inner += [c for c in children if type(c) in (dict, list)]
+        containers = inner
+    return level
 
 
 def _strings(doc: Any) -> Any:
