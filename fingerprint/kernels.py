@@ -48,11 +48,13 @@ LANES = 16
 # `distinct` counts the first this-many rows of a window (at most 1024 values each)
 DISTINCT_ROWS = 16
 NO_JIT_ENV = jit.NO_JIT_ENV
-# The compiled kernels save about 0.1-0.4 ms a window, but a process pays 1-2 s to import numba
-# and load their cached code (measured: `lineage compare` of two 90 MB models 2.0-2.4 s wall
-# with numpy, 3.5-4.3 s compiled). So a process starts on numpy and turns to them once it has
-# signed this many windows (dozens of models), or at once when numba is already imported.
-JIT_AFTER_WINDOWS = 4096
+# The compiled pass saves about 1 ms a window (a 64-window 1 GB model: 43 against 112 ms with a
+# busy loop beside it, docs/benchmarks.md), but a process pays about 1 s to import numba and
+# load its cached code. So a process starts on numpy and turns to it once the work numpy did
+# would have paid for the import (about 1,000 windows: 16 such models; a rule that switches when
+# the extra cost reaches the switch's cost is never worse than twice the best choice in
+# hindsight), or at once when numba is already imported.
+JIT_AFTER_WINDOWS = 1024
 
 _windows_signed = 0  # windows whose stats this process computed (approximate across threads)
 _jit_choice: bool | None = None  # use_jit's choice; None: decide by the work done (above)

@@ -195,12 +195,14 @@ def _identity_of(bits, keys, k):
     m = bits.size
     share = (k + 4.0 * np.sqrt(k) + 16.0) / m if m > 0 else 1.0
     bound = _POSITIVE63 if share >= 1.0 else np.uint64(share * 9.2233720368547758e18)
+    hashes = np.empty(m, np.uint64)
+    for i in range(m):
+        hashes[i] = _splitmix64(keys[i] ^ np.uint64(bits[i])) & _POSITIVE63
     kept = np.empty(m, np.uint64)
     c = 0
     for i in range(m):
-        h = _splitmix64(keys[i] ^ np.uint64(bits[i])) & _POSITIVE63
-        kept[c] = h
-        c += h <= bound
+        kept[c] = hashes[i]
+        c += hashes[i] <= bound
     if c < k or k <= 0:
         return np.empty(0, np.uint64)
     return np.sort(kept[:c])[:k]
@@ -230,13 +232,15 @@ def _sums_of(bits):
     m = bits.size
     x = bits.view(np.float32)
     count = 0
-    absmax = np.float32(0.0)
+    top = np.zeros(1, np.uint32)  # the largest |value|'s bits: finite floats order like them
     for i in range(m):
-        if (bits[i] & _ABS) < _INF_BITS:
-            count += 1
-            absmax = max(absmax, abs(x[i]))
+        magnitude = np.uint32(bits[i] & _ABS)
+        finite = magnitude < _INF_BITS
+        count += finite
+        top[0] = max(top[0], np.uint32(magnitude * finite))
     if count == 0:
         return 0.0, 0.0, 0.0, 0, 0.0
+    absmax = np.float64(top.view(np.float32)[0])
     finite = count == m
     if not finite:  # NaN or infinities: 0.0 in their lanes, which adds nothing
         x = x.copy()
@@ -272,7 +276,7 @@ def _sums_of(bits):
             sq = d * d
             squares[i % LANES] += sq
             fourths[i % LANES] += sq * sq
-    return total, _lane_total(squares), _lane_total(fourths), count, np.float64(absmax)
+    return total, _lane_total(squares), _lane_total(fourths), count, absmax
 
 
 @njit(cache=True, nogil=True)
@@ -304,8 +308,9 @@ def distinct_counts(a, shift, rows, cols, width):
     for r in range(rows):
         row = a[r * cols : r * cols + width]
         low = np.uint32(0)
-        for i in range(width):
-            low |= np.uint32(row[i]) << sh
+        if shift != 16:  # stored bfloat16 has no low halves to look at
+            for i in range(width):
+                low |= np.uint32(row[i]) << sh
         if (low & np.uint32(0xFFFF)) == 0 and r < 0xFFFF:
             out[r] = _distinct_high_halves(row, sh, last_row, np.uint16(r + 1))
         else:
