@@ -7,17 +7,17 @@ Writes a Llama-shaped checkpoint of about --mb MB per dtype (scripts/benchmodels
 busy loop on one core (another CPU-bound process, as on a shared machine) and then, in
 alternating rounds in one process, times: `safetensors.torch.load_file` of the whole file (every
 tensor copied), sha256 of the whole file, a bare `os.pread` of exactly the window bytes the
-fingerprint reads (the floor), the same reads plus BLAKE3 of each window (the digest the
-signature stores, which no cheaper code can skip), datasketch's MinHash of the same windows
-when `datasketch` is installed (the row is left out otherwise), and `compute_signature` with
-the defaults on the numpy kernels (what a process runs until it has signed
-`kernels.JIT_AFTER_WINDOWS` windows) and on the compiled ones (numba, from its warm on-disk
-cache). All from a warm page cache. Absolute times depend on the load; the ratios within a
-round are what to read. A per-stage profile follows (read, decode, bottom-k, identity MinHash,
-digest, moments and distinct fraction; numpy and compiled), then `lineage compare` of
-all-MiniLM-L6-v2 against a fine-tune of it (2% noise, as tests/realweights makes it), each run
-a fresh process with the defaults, while the busy loop still runs. Writes the tables into
-docs/benchmarks.md.
+fingerprint reads (the floor), the same reads plus the XXH3-128 digest of each window (what the
+signature stores of every byte), datasketch's MinHash of the same windows when `datasketch` is
+installed (the row is left out otherwise), and `compute_signature` with the defaults on the
+numpy kernels (what a process runs until it has signed `kernels.JIT_AFTER_WINDOWS` windows) and
+on the compiled pass (numba, from its warm on-disk cache: what it runs after them, or from the
+start once numba is imported). All from a warm page cache. Absolute times depend on the load;
+the ratios within a round are what to read. A per-stage profile follows (numpy: read, decode,
+bottom-k, identity MinHash, digest, moments and distinct fraction; compiled: read, digest and
+the parts of the one pass over the stored bits), then `lineage compare` of all-MiniLM-L6-v2
+against a fine-tune of it (2% noise, as tests/realweights makes it), each run a fresh process
+with the defaults, while the busy loop still runs. Writes the tables into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -92,7 +92,6 @@ def measure(
     from fingerprint import kernels
     from fingerprint.plan import plan_slots
     from fingerprint.signature import SignatureParams, compute_signature
-    from hub import decode
     from hub.local import open_local_model
 
     path = folder / "model.safetensors"
@@ -135,7 +134,7 @@ def measure(
         "load_file": load,
         "sha256 of the file": sha_file,
         "pread of windows": pread,
-        "pread + BLAKE3 of windows": lambda: pread(digest=True),
+        "pread + XXH3-128 of windows": lambda: pread(digest=True),
     }
     minhash = _datasketch_minhash()
     if minhash is not None:
@@ -147,9 +146,9 @@ def measure(
             minhash([(raw, size) for raw in kept])
 
         runs["datasketch MinHash of windows"] = sketch
-    runs["fingerprint, default (numpy kernels)"] = lambda: fingerprint(False)
+    runs["fingerprint, numpy kernels (a process's first windows)"] = lambda: fingerprint(False)
     if jit_rule.compiled("fingerprint.kernels_jit") is not None:
-        runs["fingerprint, compiled kernels"] = lambda: fingerprint(True)
+        runs["fingerprint, compiled pass (after them)"] = lambda: fingerprint(True)
     for fn in runs.values():  # warm the page cache and the caches of the kernels
         fn()
     # (wall, CPU of the whole process): on a loaded machine the CPU seconds still compare
@@ -160,28 +159,12 @@ def measure(
             fn()
             times[name].append((time.perf_counter() - t, time.process_time() - c))
 
-    # per stage, one pass over the windows on the calling thread, in its CPU seconds
-    names = ("read", "decode", "bottom-k", "identity MinHash", "digest (BLAKE3)",
-             "moments + distinct")  # fmt: skip
-    stages = {(jit, k): 0.0 for jit in (False, True) for k in names}
-    clock = time.thread_time
-    for jit, s in ((jit, s) for jit in (False, True) for s in slots):
-        kernels.use_jit(jit)
-        t0 = clock()
-        raw = model.read_range(s.tensor, 0, s.n * ITEMSIZE[s.dtype])
-        t1 = clock()
-        x = kernels.to_device(decode.decode(raw, s.dtype), "cpu")
-        t2 = clock()
-        kernels.bottom_k_positions(x, params.k)
-        t3 = clock()
-        kernels.identity_minhash(x, params.identity_k, params.seed, params.identity_window)
-        t4 = clock()
-        kernels.window_digest(raw)
-        t5 = clock()
-        kernels.window_stats(x, b"", s.cols)
-        t6 = clock()
-        for key, dt in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):  # fmt: skip
-            stages[jit, key] += dt
+    # per stage, one pass over the windows on the calling thread, in its CPU seconds (after a
+    # pass that compiles or loads what each part calls on its own)
+    stages = {"numpy": _numpy_stages(model, slots, params), "compiled": {}}
+    if jit_rule.compiled("fingerprint.kernels_jit") is not None:
+        _compiled_stages(model, slots, params)
+        stages["compiled"] = _compiled_stages(model, slots, params)
     kernels.use_jit(None)
     info = {
         "size_mb": path.stat().st_size / 1e6,
@@ -190,6 +173,72 @@ def measure(
         "numpy": np.__version__,
     }
     return times, info, stages
+
+
+def _add_stages(out: dict[str, float], marks: list[tuple[str, float]]) -> None:
+    """Add the time between each mark and the one before it to the stage the mark names."""
+    for (_, t0), (name, t1) in zip(marks, marks[1:], strict=False):
+        out[name] = out.get(name, 0.0) + t1 - t0
+
+
+def _numpy_stages(model, slots, params) -> dict[str, float]:
+    """CPU seconds per stage of the numpy kernels over every window, on this thread."""
+    from fingerprint import kernels
+    from hub import decode
+
+    kernels.use_jit(False)
+    clock = time.thread_time
+    out: dict[str, float] = {}
+    for s in slots:
+        marks = [("", clock())]
+        raw = model.read_range(s.tensor, 0, s.n * ITEMSIZE[s.dtype])
+        marks.append(("read", clock()))
+        x = kernels.to_device(decode.decode(raw, s.dtype), "cpu")
+        marks.append(("decode", clock()))
+        kernels.bottom_k_positions(x, params.k)
+        marks.append(("bottom-k", clock()))
+        kernels.identity_minhash(x, params.identity_k, params.seed, params.identity_window)
+        marks.append(("identity MinHash", clock()))
+        kernels.window_digest(raw)
+        marks.append(("digest (XXH3-128)", clock()))
+        kernels.window_stats(x, b"", s.cols, params.seed, params.identity_window)
+        marks.append(("moments + distinct", clock()))
+        _add_stages(out, marks)
+    kernels.use_jit(None)
+    return out
+
+
+def _compiled_stages(model, slots, params) -> dict[str, float]:
+    """CPU seconds per part of the compiled pass (`kernels_jit.sign_window`, called part by
+    part on the stored bits) over every window, on this thread."""
+    import numpy as np
+
+    from fingerprint import kernels, kernels_jit
+
+    clock = time.thread_time
+    out: dict[str, float] = {}
+    for s in slots:
+        marks = [("", clock())]
+        raw = model.read_range(s.tensor, 0, s.n * ITEMSIZE[s.dtype])
+        marks.append(("read", clock()))
+        kernels.window_digest(raw)
+        marks.append(("digest (XXH3-128)", clock()))
+        a = np.frombuffer(raw, "<u2" if s.dtype == "BF16" else "<u4")
+        shift = 16 if s.dtype == "BF16" else 0
+        kernels_jit.bottom_k(a, shift, params.k)
+        marks.append(("bottom-k", clock()))
+        span = min(params.identity_window, s.n)
+        sample = kernels.identity_positions(span, params.seed)
+        bits = kernels_jit._gather(a, shift, sample)
+        kernels_jit._identity_of(bits, kernels._identity_keys(span, params.seed), params.identity_k)
+        marks.append(("identity MinHash", clock()))
+        kernels_jit._sums_of(bits)
+        marks.append(("moments", clock()))
+        width, rows = kernels.distinct_shape(s.n, s.cols)
+        kernels_jit.distinct_counts(a, shift, rows, s.cols, width)
+        marks.append(("distinct", clock()))
+        _add_stages(out, marks)
+    return out
 
 
 def minilm_pair(dest: Path) -> tuple[Path, Path] | None:
@@ -279,8 +328,9 @@ def main() -> int:
         f"{time.strftime('%Y-%m-%d')}; "
         + ("a busy loop ran on one core throughout" if busy else "no busy loop")
         + f" (1-minute load average at the end: {load:.1f}). Warm page cache; medians over the "
-        "rounds, modes alternating within each round. Default = what a caller gets without "
-        "choosing (device auto: the numpy kernels on a machine without a GPU). Wall and CPU "
+        "rounds, modes alternating within each round. Both fingerprint rows use the defaults "
+        "(device auto, 4 reader threads); a process runs the numpy kernels for its first "
+        "`kernels.JIT_AFTER_WINDOWS` windows and the compiled pass after them. Wall and CPU "
         "seconds (all threads of the process) are medians each; on a loaded machine the CPU "
         "ratios are the steadier ones.",
         "",
@@ -314,21 +364,14 @@ def main() -> int:
     lines += ["", "Where a fingerprint's CPU goes (one pass on one thread, its CPU seconds):", ""]
     stage_rows = []
     for dtype, (_, _, stages) in results.items():
-        total = {jit: sum(v for (j, _), v in stages.items() if j == jit) for jit in (False, True)}
-        for (jit, k), v in stages.items():
-            if not jit:
-                c = stages[True, k]
-                stage_rows.append(
-                    (
-                        dtype,
-                        k,
-                        f"{v * 1e3:.1f} ms",
-                        f"{v / total[False]:.0%}",
-                        f"{c * 1e3:.1f} ms",
-                        f"{c / total[True]:.0%}",
-                    )  # fmt: skip
-                )
-    lines += table(("file", "stage", "numpy", "share", "compiled", "share"), stage_rows)
+        for path, parts in stages.items():
+            total = sum(parts.values())
+            stage_rows += [
+                (dtype, path, k, f"{v * 1e3:.1f} ms", f"{v / total:.0%}") for k, v in parts.items()
+            ]
+            if parts:
+                stage_rows.append((dtype, path, "all", f"{total * 1e3:.1f} ms", "100%"))
+    lines += table(("file", "kernels", "stage", "CPU", "share"), stage_rows)
     if compare_rows:
         lines += [
             "",
