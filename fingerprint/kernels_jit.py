@@ -93,22 +93,29 @@ def _jth_smallest(keys, count, j):
 
 
 @njit(cache=True, nogil=True)
-def _in_range(a, lo, hi, out):
-    """Positions i, in order, with lo <= a[i] <= hi, into `out`; returns how many.
+def _in_range(a, lo, hi):
+    """Positions i, in order, with lo <= a[i] <= hi (int32).
 
     Two passes over blocks of 64 values: one counts the values >= lo in each block (a loop
     the compiler vectorizes; unsigned indices spare it the negative-index check), the other
-    makes a bit mask of the few blocks that have any and lists its set bits.
+    makes a bit mask of the few blocks that have any and lists its set bits. The output is
+    sized by the first pass (a window-sized buffer, freed every window, made the allocator
+    hand pages back and fault them in again for the next window's read).
     """
     n = a.size
     blocks = n // 64
     counts = np.empty(blocks, np.uint8)
+    total = 0
     for b in range(blocks):
         base = np.uint64(b * 64)
         m = np.uint8(0)
         for j in range(64):
             m += np.uint8(a[base + np.uint64(j)] >= lo)
         counts[b] = m
+        total += m
+    for i in range(blocks * 64, n):
+        total += a[i] >= lo
+    out = np.empty(total, np.int32)
     c = 0
     for b in range(blocks):
         if counts[np.uint64(b)]:
@@ -123,9 +130,10 @@ def _in_range(a, lo, hi, out):
                 mask &= mask - np.uint64(1)
     for i in range(blocks * 64, n):
         v = a[i]
-        out[c] = i
-        c += (v >= lo) & (v <= hi)
-    return c
+        if (v >= lo) & (v <= hi):
+            out[c] = i
+            c += 1
+    return out[:c]
 
 
 @njit(cache=True, nogil=True)
@@ -149,8 +157,8 @@ def bottom_k(a, shift, k):
     # keys <= t (a negative value) are the bit patterns from t's down to -inf's: NaN is out
     lo = np.uint32(t ^ np.int32(0x7FFFFFFF)) >> sh
     hi = np.uint32(0xFF800000) >> sh
-    cand = np.empty(n, np.int32)
-    c = _in_range(a, a.dtype.type(lo), a.dtype.type(hi), cand)
+    cand = _in_range(a, a.dtype.type(lo), a.dtype.type(hi))
+    c = cand.size
     if c < k:
         return np.empty(0, np.uint32)
     if c > keys.size:

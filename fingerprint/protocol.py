@@ -72,6 +72,12 @@ class TensorSource(Protocol):
     order, and why each other one is left out (hub's sources: `TensorIndex.limit_slots`, which
     drops the costliest windows of a layout or dtype that would read more than `max_slots`
     windows of `window` float32 values). Without it every planned slot is read.
+
+    Optionally `prefetch(windows)`: told the (name, n) windows about to be read, in order, the
+    source may start fetching them (hub's local files ask the kernel to read them ahead);
+    `compute_signature` then reads and signs every window on the calling thread. Without it,
+    a source with `parallel_reads` > 1 has that many windows read and signed by worker
+    threads, and any other has one window read ahead by a thread.
     """
 
     @property

@@ -61,21 +61,72 @@ def compute_signature(
         kept, over = limit(slots, params)
         slots = tuple(kept)
         planned_skips = (*planned_skips, *over)
+
+    def sign(slot: Slot, data: WindowData) -> SlotSignature:
+        return _slot_signature(slot, data, params, dev)
+
+    prefetch = getattr(source, "prefetch", None)
+    if prefetch is not None:
+        out, bytes_read = _sign_inline(source, prefetch, slots, sign, on_slot)
+    else:
+        out, bytes_read = _sign_in_threads(source, slots, sign, on_slot)
+    return Signature(
+        params=params,
+        slots=tuple(out),
+        skipped=tuple(sorted(planned_skips)),
+        bytes_read=bytes_read,
+        model_id=source.model_id,
+    )
+
+
+Sign = Callable[[Slot, WindowData], SlotSignature]
+Progress = Callable[[int, int], None] | None
+
+
+def _sign_inline(
+    source: TensorSource,
+    prefetch: Callable[[list[tuple[str, int]]], None],
+    slots: tuple[Slot, ...],
+    sign: Sign,
+    on_slot: Progress,
+) -> tuple[list[SlotSignature], int]:
+    """Every window read and signed on the calling thread, after the source was told which
+    windows come (`prefetch`: a local file asks the kernel to read them ahead, so a cold disk
+    still works while the first windows are signed). No worker threads: beside a busy process
+    they cost a fifth more time than they save (docs/benchmarks.md); parallelism comes from
+    fingerprinting several models at once."""
+    prefetch([(s.tensor, s.n) for s in slots])
     out: list[SlotSignature] = []
     bytes_read = 0
-    # Sources that say they can (local files) read a few windows at once: each worker reads,
-    # decodes and signs its window (numpy and hashlib let go of the GIL for the long steps), so
-    # a cold disk's reads overlap the hashing. The window's arrays are dropped by the thread
-    # that made them: freed from another thread, glibc's per-thread arenas hand their pages back
-    # and fault them in again (up to a third more CPU in all: docs/benchmarks.md).
-    # Any other source reads one window ahead while the calling thread signs the last one.
+    for i, slot in enumerate(slots):
+        data = source.read_window(slot.tensor, slot.n)
+        bytes_read += len(data.raw)
+        out.append(sign(slot, data))
+        if on_slot is not None:
+            on_slot(i + 1, len(slots))
+    return out, bytes_read
+
+
+def _sign_in_threads(
+    source: TensorSource, slots: tuple[Slot, ...], sign: Sign, on_slot: Progress
+) -> tuple[list[SlotSignature], int]:
+    """Windows read by worker threads (remote sources: the reads overlap the signing).
+
+    A source with `parallel_reads` > 1 has each worker read and sign its window (the kernels
+    let go of the GIL for the long steps). The window's arrays are dropped by the thread that
+    made them: freed from another thread, glibc's per-thread arenas hand their pages back and
+    fault them in again (up to a third more CPU in all: docs/benchmarks.md). Any other source
+    reads one window ahead while the calling thread signs the last one.
+    """
+    out: list[SlotSignature] = []
+    bytes_read = 0
     ahead = max(1, int(getattr(source, "parallel_reads", 1)))
     sign_in_worker = ahead > 1
 
     def job(slot: Slot) -> tuple[int, WindowData | SlotSignature]:
         data = source.read_window(slot.tensor, slot.n)
         if sign_in_worker:
-            return len(data.raw), _slot_signature(slot, data, params, dev)
+            return len(data.raw), sign(slot, data)
         return len(data.raw), data
 
     with ThreadPoolExecutor(max_workers=ahead) as pool:
@@ -86,17 +137,11 @@ def compute_signature(
             window.extend(itertools.islice(pending, 1))
             bytes_read += nbytes
             if not isinstance(done, SlotSignature):
-                done = _slot_signature(slot, done, params, dev)
+                done = sign(slot, done)
             out.append(done)
             if on_slot is not None:
                 on_slot(i + 1, len(slots))
-    return Signature(
-        params=params,
-        slots=tuple(out),
-        skipped=tuple(sorted(planned_skips)),
-        bytes_read=bytes_read,
-        model_id=source.model_id,
-    )
+    return out, bytes_read
 
 
 # dtype codes whose stored bytes the compiled pass reads as they are: (view dtype, shift to

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from hub import layout
@@ -77,12 +78,39 @@ class LocalModel(TensorIndex):
         self._lock = threading.Lock()
         self.bytes_read = sum(8 + h.header_len for h in headers.values())
         self.reads = 0
-        # read_file opens the file per call and counts under a lock: safe to call from threads
-        self.parallel_reads = 4
 
     @property
     def revision(self) -> str:
         return self.record.revision or ""
+
+    def prefetch(self, windows: Sequence[tuple[str, int]]) -> None:
+        """Ask the kernel to start reading these (tensor, n) windows (POSIX_FADV_WILLNEED), so
+        a cold disk reads ahead while the first windows are signed on the calling thread
+        (`fingerprint.signature.compute_signature`); where the platform has no fadvise, or a
+        window cannot be located, nothing happens here and `read_window` says what is wrong."""
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is None:
+            return
+        by_file: dict[str, list[tuple[int, int]]] = {}
+        for name, n in windows:
+            try:
+                ranges = self.window_ranges(name, n)
+            except (KeyError, ValueError, MalformedFileError):
+                continue
+            for file, start, end in ranges:
+                by_file.setdefault(file, []).append((start, end))
+        for file, spans in by_file.items():
+            try:
+                fd = os.open(self.path / file, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                for start, end in spans:
+                    advise(fd, start, end - start, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass  # advice only: the reads themselves report a real problem
+            finally:
+                os.close(fd)
 
     def read_file(self, file: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of weight file `file` (absolute offsets, relative path).

@@ -234,6 +234,20 @@ class TensorIndex:
             for file in sorted({w[0] for w in wanted})
         }
 
+    def window_ranges(self, name: str, n: int) -> list[tuple[str, int, int]]:
+        """(file, absolute start, absolute end) of every read the first `n` elements of tensor
+        `name` take, holes merged as `read_window` merges them; reads nothing.
+
+        Raises:
+            KeyError, ValueError, MalformedFileError: as `read_window`.
+        """
+        packed = self._packed.get(name)
+        if packed is None:
+            dtype = self._locate(name).entry.dtype
+            return [self.locate_range(name, 0, n * dtypes.size(dtype))]
+        spans = self._spans(self._wanted(packed, n))
+        return [(file, s, e) for file, ranges in spans.items() for s, e in ranges]
+
     def window_cost(self, name: str, n: int) -> ReadCost:
         """What reading the first `n` elements of tensor `name` costs this source, read nothing.
 

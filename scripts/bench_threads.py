@@ -329,7 +329,8 @@ def main() -> int:
         + ("a busy loop ran on one core throughout" if busy else "no busy loop")
         + f" (1-minute load average at the end: {load:.1f}). Warm page cache; medians over the "
         "rounds, modes alternating within each round. Both fingerprint rows use the defaults "
-        "(device auto, 4 reader threads); a process runs the numpy kernels for its first "
+        "(device auto; a local file is read and signed on the calling thread after the kernel "
+        "is asked to read its windows ahead); a process runs the numpy kernels for its first "
         "`kernels.JIT_AFTER_WINDOWS` windows and the compiled pass after them. Wall and CPU "
         "seconds (all threads of the process) are medians each; on a loaded machine the CPU "
         "ratios are the steadier ones.",

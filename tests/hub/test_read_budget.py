@@ -160,3 +160,54 @@ def test_the_hub_source_plans_the_same_without_reading(hub_env, folders, tmp_pat
     assert remote.bytes_fetched == before
     local_kept, local_skipped = _hub_like(folders["gptq"]).limit_slots(_plan(remote, TIGHT), TIGHT)
     assert [s.key for s in kept] == [s.key for s in local_kept] and skipped == local_skipped
+
+
+@pytest.mark.parametrize("method", ["gptq", "awq"])
+def test_window_ranges_are_the_reads_a_window_takes(folders, method):
+    # what `prefetch` asks the kernel to read ahead is what `read_window` then reads
+    for model in (open_local_model(folders[method]), _hub_like(folders[method])):
+        for s in _plan(model, SignatureParams()):
+            ranges = model.window_ranges(s.tensor, s.n)
+            cost = model.window_cost(s.tensor, s.n)
+            assert (sum(e - b for _, b, e in ranges), len(ranges)) == (cost.nbytes, cost.requests)
+            before = model.bytes_read
+            model.read_window(s.tensor, s.n)
+            assert model.bytes_read - before == cost.nbytes
+
+
+def test_a_local_model_is_signed_on_the_calling_thread_after_a_prefetch(folders):
+    """Local files: the kernel is asked to read every planned window ahead, then each window is
+    read and signed on the calling thread; the signature is the one worker threads make."""
+    import threading
+
+    class Watched(type(open_local_model(folders["gptq"]))):
+        def prefetch(self, windows):
+            self.asked = list(windows)
+            super().prefetch(windows)
+
+        def read_window(self, name, n):
+            self.threads.add(threading.get_ident())
+            return super().read_window(name, n)
+
+    class Threaded:
+        """The same model without `prefetch`: read and signed by 4 worker threads."""
+
+        parallel_reads = 4
+
+        def __init__(self, model):
+            self.model, self.model_id = model, model.model_id
+
+        def tensor_infos(self):
+            return self.model.tensor_infos()
+
+        def read_window(self, name, n):
+            return self.model.read_window(name, n)
+
+    plain = open_local_model(folders["gptq"])
+    watched = open_local_model(folders["gptq"])
+    watched.__class__ = Watched
+    watched.threads = set()
+    got = compute_signature(watched, params=SignatureParams())
+    assert watched.asked == [(s.tensor, s.n) for s in _plan(plain, SignatureParams())]
+    assert watched.threads == {threading.get_ident()}
+    assert got == compute_signature(Threaded(plain), params=SignatureParams())
