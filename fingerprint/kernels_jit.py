@@ -44,9 +44,9 @@ _C2 = np.uint64(0x94D049BB133111EB)
 _POSITIVE63 = np.uint64((1 << 63) - 1)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _EMPTY = np.uint32(0xFFFFFFFF)  # a NaN pattern: never the key of a finite value
-# bottom-k's threshold comes from every _SAMPLE_STRIDE-th value (numpy's `kernels._candidates`
-# samples more densely: which threshold is used changes how fast, never what is found)
-_SAMPLE_SPAN = 1 << 16
+# bottom-k's threshold comes from about this many values spread evenly over the window (numpy's
+# `kernels._candidates` samples every 16th: which threshold is used changes how fast, never
+# what is found)
 _SAMPLE_SIZE = 8192
 _TABLE_BITS = 11  # 2048 slots for at most 1024 values a row: at most half full
 
@@ -142,8 +142,8 @@ def bottom_k(a, shift, k):
     array when this route cannot decide (see the module's docstring)."""
     n = a.size
     sh = np.uint32(shift)
-    stride = max(1, min(n, _SAMPLE_SPAN) // _SAMPLE_SIZE)
-    count = min(n, _SAMPLE_SPAN) // stride
+    stride = max(1, n // _SAMPLE_SIZE)
+    count = n // stride
     share = k * count // n + 1 if n > 0 else 1
     j = share + 4 * int(np.sqrt(share)) + 8
     if k <= 0 or j >= count:
@@ -249,8 +249,8 @@ def _sums_of(bits):
     if count == 0:
         return 0.0, 0.0, 0.0, 0, 0.0
     absmax = np.float64(top.view(np.float32)[0])
-    finite = count == m
-    if not finite:  # NaN or infinities: 0.0 in their lanes, which adds nothing
+    all_finite = count == m
+    if not all_finite:  # NaN or infinities: 0.0 in their lanes, which adds nothing
         x = x.copy()
         for i in range(m):
             if (bits[i] & _ABS) >= _INF_BITS:
@@ -268,7 +268,7 @@ def _sums_of(bits):
     mean = total / count
     squares = np.zeros(LANES)
     fourths = np.zeros(LANES)
-    if finite:
+    if all_finite:
         for i in range(0, whole, LANES):
             for j in range(LANES):
                 d = np.float64(x[i + j]) - mean

@@ -212,16 +212,16 @@ def _spread(candidates: list[_Candidate], max_slots: int) -> list[_Candidate]:
         return list(candidates)
     ends = [c for c in candidates if c.role in ("embedding", "head")]
     must = sorted(ends, key=lambda c: c.role != "embedding")[:2]
-    kept = {id(c) for c in must}
-    rest = [c for c in candidates if id(c) not in kept]
+    kept = {c.info.name for c in must}  # (a name listed twice leaves with its twin)
+    rest = [c for c in candidates if c.info.name not in kept]
     body = [c for c in rest if _IN_LAYER.search(c.normalized)] or rest
     want = max_slots - len(must)
     if want <= 0:
         return must[:max_slots]
     if len(body) <= want:
         # room for every layer tensor: the rest of the room goes to the others, in name order
-        in_body = {id(c) for c in body}
-        others = [c for c in rest if id(c) not in in_body]
+        in_body = {c.info.name for c in body}
+        others = [c for c in rest if c.info.name not in in_body]
         chosen = must + body + others[: want - len(body)]
     else:
         step = (len(body) - 1) / max(1, want - 1)

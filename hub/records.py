@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -126,11 +125,20 @@ class TensorWindow:
     decoded: np.ndarray | None = None
     plain: str | None = None
 
-    @cached_property
+    @property
     def values(self) -> np.ndarray:
-        """float32 values, one per element (decoded once, on first use)."""
+        """float32 values, one per element (decoded on first use, then kept).
+
+        Not `functools.cached_property`: before Python 3.12 it holds one lock for every
+        instance while it computes, so windows decoded on several threads would wait for each
+        other. Two threads racing here decode twice, which is harmless.
+        """
         if self.decoded is not None:
             return self.decoded
-        if self.plain is None:
-            raise ValueError("a window needs its decoded values or a plain dtype")
-        return decode.decode(self.raw, self.plain)
+        kept = self.__dict__.get("_values")
+        if kept is None:
+            if self.plain is None:
+                raise ValueError("a window needs its decoded values or a plain dtype")
+            kept = decode.decode(self.raw, self.plain)
+            self.__dict__["_values"] = kept  # frozen: the cache bypasses __setattr__
+        return kept

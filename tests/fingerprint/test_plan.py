@@ -183,3 +183,13 @@ def test_room_left_after_the_layers_goes_to_the_other_tensors():
         "wte.weight",
     ]
     assert [name for name, _ in skipped] == ["adapter_c.weight", "adapter_d.weight"]
+
+
+def test_a_name_listed_twice_is_planned_once():
+    # a source outside hub/ may list a tensor twice; hub's sources refuse such files
+    names = ["embed_tokens.weight", "tok_embeddings.weight", "tok_embeddings.weight"]
+    names += ["layers.0.mlp.weight", "zzz.weight"]
+    infos = [TensorInfo(n, "F32", (64, 64), True) for n in names]
+    slots, _ = plan_slots(infos, max_slots=4, window=1 << 12, min_elements=16)
+    tensors = [s.tensor for s in slots]
+    assert len(tensors) == len(set(tensors)) == 4

@@ -103,6 +103,19 @@ def test_read_window_decodes_the_first_elements_and_counts_their_bytes(tmp_path)
         m.read_window("model.norm.weight", 17)
 
 
+def test_a_window_says_its_stored_dtype_and_decodes_once_when_asked(tmp_path):
+    from hub.records import TensorWindow
+
+    m = open_local_model(_model(tmp_path / "tiny"))
+    w = m.read_window("model.layers.0.mlp.weight", 40)
+    assert w.plain == "F16" and w.decoded is None  # nothing decoded until asked
+    assert w.values is w.values  # decoded once, then kept
+    given = np.arange(3, dtype=np.float32)
+    assert TensorWindow(raw=b"xyz", decoded=given).values is given
+    with pytest.raises(ValueError, match="decoded values or a plain dtype"):
+        _ = TensorWindow(raw=b"").values
+
+
 def test_integer_tensors_are_listed_but_not_decoded(tmp_path):
     folder = _model(tmp_path / "q", {"q.qweight": np.arange(64, dtype=np.int32).reshape(8, 8)})
     m = open_local_model(folder)
