@@ -181,6 +181,14 @@ def _add_stages(out: dict[str, float], marks: list[tuple[str, float]]) -> None:
         out[name] = out.get(name, 0.0) + t1 - t0
 
 
+def _read_marked(model, slot, clock) -> tuple[bytes, list[tuple[str, float]]]:
+    """A window's bytes and the marks of its read (the first stage of both profiles)."""
+    marks = [("", clock())]
+    raw = model.read_range(slot.tensor, 0, slot.n * ITEMSIZE[slot.dtype])
+    marks.append(("read", clock()))
+    return raw, marks
+
+
 def _numpy_stages(model, slots, params) -> dict[str, float]:
     """CPU seconds per stage of the numpy kernels over every window, on this thread."""
     from fingerprint import kernels
@@ -190,9 +198,7 @@ def _numpy_stages(model, slots, params) -> dict[str, float]:
     clock = time.thread_time
     out: dict[str, float] = {}
     for s in slots:
-        marks = [("", clock())]
-        raw = model.read_range(s.tensor, 0, s.n * ITEMSIZE[s.dtype])
-        marks.append(("read", clock()))
+        raw, marks = _read_marked(model, s, clock)
         x = kernels.to_device(decode.decode(raw, s.dtype), "cpu")
         marks.append(("decode", clock()))
         kernels.bottom_k_positions(x, params.k)
@@ -218,9 +224,7 @@ def _compiled_stages(model, slots, params) -> dict[str, float]:
     clock = time.thread_time
     out: dict[str, float] = {}
     for s in slots:
-        marks = [("", clock())]
-        raw = model.read_range(s.tensor, 0, s.n * ITEMSIZE[s.dtype])
-        marks.append(("read", clock()))
+        raw, marks = _read_marked(model, s, clock)
         kernels.window_digest(raw)
         marks.append(("digest (XXH3-128)", clock()))
         a = np.frombuffer(raw, "<u2" if s.dtype == "BF16" else "<u4")
