@@ -311,7 +311,8 @@ def sample_moments(v: np.ndarray) -> tuple[float, float, float, float]:
         return 0.0, 0.0, 0.0, 0.0
     # float32 extremes are exact; abs() makes a largest value of -0.0 the +0.0 of |v|
     absmax = float(abs(np.abs(v[finite]).max()))
-    w = v.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # a signalling NaN warns as it widens; it is skipped
+        w = v.astype(np.float64)
     if count < v.size:
         w[~finite] = 0.0  # a skipped value adds nothing to its lane
     total = lane_total(lane_sums(w))

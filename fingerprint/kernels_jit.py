@@ -48,6 +48,7 @@ _EMPTY = np.uint32(0xFFFFFFFF)  # a NaN pattern: never the key of a finite value
 # `kernels._candidates` samples every 16th: which threshold is used changes how fast, never
 # what is found)
 _SAMPLE_SIZE = 8192
+_GATHER_BYTES = np.uint64(0x0102040810204080)
 _TABLE_BITS = 11  # 2048 slots for at most 1024 values a row: at most half full
 
 
@@ -94,43 +95,44 @@ def _jth_smallest(keys, count, j):
 
 @njit(cache=True, nogil=True)
 def _in_range(a, lo, hi):
-    """Positions i, in order, with lo <= a[i] <= hi (int32).
+    """Positions i, in order, with lo <= a[i] <= hi (int32); empty when there are more than
+    n / 16 + 64 of them (a threshold that loose leaves the decision to numpy).
 
-    Two passes over blocks of 64 values: one counts the values >= lo in each block (a loop
-    the compiler vectorizes; unsigned indices spare it the negative-index check), the other
-    makes a bit mask of the few blocks that have any and lists its set bits. The output is
-    sized by the first pass (a window-sized buffer, freed every window, made the allocator
-    hand pages back and fault them in again for the next window's read).
+    One pass stores a byte per value, a[i] >= lo (a loop the compiler vectorizes); a second
+    reads those bytes eight at a time and, for the few blocks of 64 that have any, packs them
+    into a 64-bit mask (multiplying a word by 0x0102040810204080 gathers its eight flags into
+    its top byte) and lists the set bits whose value is also <= hi.
     """
     n = a.size
-    blocks = n // 64
-    counts = np.empty(blocks, np.uint8)
-    total = 0
-    for b in range(blocks):
-        base = np.uint64(b * 64)
-        m = np.uint8(0)
-        for j in range(64):
-            m += np.uint8(a[base + np.uint64(j)] >= lo)
-        counts[b] = m
-        total += m
-    for i in range(blocks * 64, n):
-        total += a[i] >= lo
-    out = np.empty(total, np.int32)
+    whole = n - n % 64
+    flags = np.empty(whole, np.uint8)
+    for i in range(whole):
+        flags[i] = np.uint8(a[i] >= lo)
+    words = flags.view(np.uint64)
+    out = np.empty(n // 16 + 64, np.int32)
     c = 0
-    for b in range(blocks):
-        if counts[np.uint64(b)]:
-            base = np.uint64(b * 64)
+    for b in range(whole // 64):
+        q = b * 8
+        seen = np.uint64(0)
+        for t in range(8):
+            seen |= words[q + t]
+        if seen:
             mask = np.uint64(0)
-            for j in range(64):
-                v = a[base + np.uint64(j)]
-                mask |= np.uint64((v >= lo) & (v <= hi)) << np.uint64(j)
+            for t in range(8):
+                mask |= ((words[q + t] * _GATHER_BYTES) >> np.uint64(56)) << np.uint64(8 * t)
+            base = b * 64
             while mask:
-                out[c] = base + trailing_zeros(mask)
-                c += 1
+                i = base + trailing_zeros(mask)
                 mask &= mask - np.uint64(1)
-    for i in range(blocks * 64, n):
-        v = a[i]
-        if (v >= lo) & (v <= hi):
+                if a[i] <= hi:
+                    if c == out.size:
+                        return out[:0]
+                    out[c] = i
+                    c += 1
+    for i in range(whole, n):
+        if (a[i] >= lo) & (a[i] <= hi):
+            if c == out.size:
+                return out[:0]
             out[c] = i
             c += 1
     return out[:c]
