@@ -8,7 +8,7 @@ A window on the CPU stays a numpy array and torch is never imported: every step 
 two over a few hundred thousand values, which numpy does at memory speed on one thread (no
 thread to wait for on a busy machine), and a process that only compares two models does not
 pay the seconds torch takes to import. Torch runs the same steps when the window is on a GPU;
-tests/fingerprint/test_kernels_reference.py holds both to the code they replaced, bit for bit.
+tests/fingerprint/test_kernels_reference.py holds both to a reference of the format, bit for bit.
 
 Where numba is installed, a CPU window can be signed in one compiled pass over its stored bits
 (`sign_window`, `fingerprint.kernels_jit`: the same bits, tests/fingerprint/test_kernels_jit.py);
@@ -18,6 +18,7 @@ numba costs more than it saves on a model or two.
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ NO_JIT_ENV = jit.NO_JIT_ENV
 # hindsight), or at once when numba is already imported.
 JIT_AFTER_WINDOWS = 1024
 
+_LITTLE_ENDIAN = sys.byteorder == "little"
 _windows_signed = 0  # windows whose stats this process computed (approximate across threads)
 _jit_choice: bool | None = None  # use_jit's choice; None: decide by the work done (above)
 
@@ -70,9 +72,10 @@ def use_jit(on: bool | None) -> None:
 
 def jit_kernels() -> ModuleType | None:
     """`fingerprint.kernels_jit` (compiled, the same bits) when it is installed, allowed
-    ($LINEAGE_NO_JIT unset or 0) and chosen (`use_jit`); None: the numpy code here, which
+    ($LINEAGE_NO_JIT unset or 0), chosen (`use_jit`) and this is a little-endian machine (it
+    reads stored bytes and flag bytes as little-endian words); None: the numpy code here, which
     defines the format."""
-    if _jit_choice is False or not jit.allowed():
+    if _jit_choice is False or not _LITTLE_ENDIAN or not jit.allowed():
         return None
     if _jit_choice is None and not jit.worth(_windows_signed, JIT_AFTER_WINDOWS):
         return None
@@ -287,7 +290,7 @@ def window_stats(x: Values, raw: bytes, cols: int, seed: int, limit: int | None 
     digest = window_digest(raw)
     global _windows_signed
     _windows_signed += 1
-    width, rows = distinct_shape(len(x), cols)
+    _, rows = distinct_shape(len(x), cols)
     head = x[: rows * cols]
     head = head if isinstance(head, np.ndarray) else head.cpu().numpy()
     distinct = distinct_fraction(head, cols)
@@ -388,8 +391,7 @@ def sign_stored(
         hashes = identity_minhash(_widen(a, shift), identity_k, seed, identity_window)
     total, squares, fourths, count, absmax = sums
     moments = finish_moments(total, squares, fourths, count, absmax) if count else (0.0,) * 4
-    # (the sum over rows) / rows / width: the rounding `distinct_fraction`'s mean makes
-    share = int(distinct) / rows / width if rows and width else 1.0
+    share = _distinct_share(int(distinct), rows, width)
     global _windows_signed
     _windows_signed += 1
     return positions, hashes, (*moments, share, window_digest(raw))
@@ -425,12 +427,13 @@ def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = DISTINCT_ROWS) -
     """
     width, rows = distinct_shape(v.size, cols, max_rows)
     if rows == 0 or width == 0:
-        return 1.0
+        return _distinct_share(0, rows, width)
     jit = jit_kernels()
     bits = _bits(v) if jit is not None else None
     if jit is not None and bits is not None:
-        distinct = jit.distinct_counts(bits, 0, rows, cols, width)
-        return int(distinct.sum()) / rows / width
+        return _distinct_share(
+            int(jit.distinct_counts(bits, 0, rows, cols, width).sum()), rows, width
+        )
     block = np.sort(v[: rows * cols].reshape(rows, -1)[:, :width], axis=1)
     # b - a == 0 exactly when b == a and both are finite (IEEE: distinct finite values never
     # differ by zero); sorted, a row's infinities and NaNs sit at its two ends
@@ -438,5 +441,10 @@ def distinct_fraction(v: np.ndarray, cols: int, max_rows: int = DISTINCT_ROWS) -
     if not np.isfinite(block[:, [0, -1]]).all():
         same &= np.isfinite(block[:, 1:])
     distinct = width - same.sum(axis=1)
-    # the mean of small integers is their exact sum over rows, rounded once
-    return int(distinct.sum()) / rows / width
+    return _distinct_share(int(distinct.sum()), rows, width)
+
+
+def _distinct_share(total: int, rows: int, width: int) -> float:
+    """The mean share of distinct values per row, from their count summed over the rows: the
+    mean of small integers is their exact sum over rows, rounded once (1.0 without rows)."""
+    return total / rows / width if rows and width else 1.0

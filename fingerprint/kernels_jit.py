@@ -5,7 +5,9 @@ counterpart returns (tests/fingerprint/test_kernels_jit.py holds them equal on t
 windows of tests/fingerprint/test_kernels_reference.py). Every function reads a window as its
 stored bits: `a` is a uint32 array of float32 bit patterns (shift 0) or a uint16 array of
 bfloat16 ones (shift 16: the float32 bits are a << 16, which is how bfloat16 widens), so a
-bfloat16 window is never widened into a new array.
+bfloat16 window is never widened into a new array. Bottom-k reads flag bytes eight at a time as
+one little-endian word, so the module runs only on little-endian machines
+(`kernels.jit_kernels`).
 
 * `sign_window`: a window's whole signature but its digest, in one call:
   - `bottom_k`: the k smallest (value, position) without touching most values twice: a
@@ -15,8 +17,8 @@ bfloat16 window is never widened into a new array.
     and numpy's `kernels.bottom_k_positions` decides (the same answer, slower);
   - `identity_smallest`: the identity MinHash, keeping only hashes under a bound that about
     k + 4 sqrt(k) + 16 of them pass (nothing when fewer than k do: numpy decides);
-  - `sample_sums`: the moments' lane sums over the sampled positions, in `kernels.LANES` lanes
-    in the order `kernels.lane_sums` adds them;
+  - `_sums_of`: the moments' lane sums over the sampled values (gathered once for the identity
+    hashes too), in `kernels.LANES` lanes in the order `kernels.lane_sums` adds them;
   - `distinct_counts`: per row, how many distinct values `kernels.distinct_fraction` counts
     (equal finite neighbours in sorted order are one value, -0.0 equals 0.0, every NaN and
     every infinity counts on its own), with a bitmap of high halves for bfloat16 rows and a
@@ -230,15 +232,10 @@ def _lane_total(lanes):
 
 
 @njit(cache=True, nogil=True)
-def sample_sums(a, shift, positions):
+def _sums_of(bits):
     """(lane total of the finite sampled values, of their squared deviations from the mean,
     of those squared, how many are finite, their largest |value|) as
     `kernels.sample_moments` adds them."""
-    return _sums_of(_gather(a, shift, positions))
-
-
-@njit(cache=True, nogil=True)
-def _sums_of(bits):
     m = bits.size
     x = bits.view(np.float32)
     count = 0

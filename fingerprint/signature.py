@@ -144,13 +144,12 @@ def _sign_in_threads(
     return out, bytes_read
 
 
-# dtype codes whose stored bytes the compiled pass reads as they are: (view dtype, shift to
-# float32 bits); a window of another dtype (or on a big-endian machine) is read through its
-# decoded float32 values
-_STORED_BITS = {
-    code: (np.dtype(view), shift)
-    for code, view, shift in (("F32", "<u4", 0), ("BF16", "<u2", 16))
-    if np.dtype(view).isnative
+# dtype codes whose stored bytes the compiled pass reads as they are (it runs on little-endian
+# machines only: `kernels.jit_kernels`): (view dtype, shift to float32 bits); a window of
+# another dtype is read through its decoded float32 values
+_STORED_BITS: dict[str, tuple[np.dtype, int]] = {
+    "F32": (np.dtype("<u4"), 0),
+    "BF16": (np.dtype("<u2"), 16),
 }
 
 

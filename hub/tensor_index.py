@@ -239,30 +239,24 @@ class TensorIndex:
         `name` take, holes merged as `read_window` merges them; reads nothing.
 
         Raises:
-            KeyError, ValueError, MalformedFileError: as `read_window`.
-        """
-        packed = self._packed.get(name)
-        if packed is None:
-            dtype = self._locate(name).entry.dtype
-            return [self.locate_range(name, 0, n * dtypes.size(dtype))]
-        spans = self._spans(self._wanted(packed, n))
-        return [(file, s, e) for file, ranges in spans.items() for s, e in ranges]
-
-    def window_cost(self, name: str, n: int) -> ReadCost:
-        """What reading the first `n` elements of tensor `name` costs this source, read nothing.
-
-        Raises:
             KeyError: no such tensor, or no decoder for its dtype.
-            ValueError: `n` is not a window the tensor's codec can read.
+            ValueError: the window is not within the tensor, or not one its codec can read.
+            MalformedFileError: a packed tensor's part is shorter than its codec needs.
         """
         packed = self._packed.get(name)
         if packed is None:
             dtype = self._locate(name).entry.dtype
             if not decode.decodable(dtype):
                 raise KeyError(f"{name!r} of {self.model_id} is {dtype}, which is not decoded")
-            return ReadCost(n * dtypes.size(dtype), 1)
-        spans = [sp for file in self._spans(self._wanted(packed, n)).values() for sp in file]
-        return ReadCost(sum(e - s for s, e in spans), len(spans))
+            return [self.locate_range(name, 0, n * dtypes.size(dtype))]
+        spans = self._spans(self._wanted(packed, n))
+        return [(file, s, e) for file, ranges in spans.items() for s, e in ranges]
+
+    def window_cost(self, name: str, n: int) -> ReadCost:
+        """What reading the first `n` elements of tensor `name` costs this source (bytes and
+        requests of `window_ranges`), read nothing; raises as `window_ranges`."""
+        ranges = self.window_ranges(name, n)
+        return ReadCost(sum(e - s for _, s, e in ranges), len(ranges))
 
     def limit_slots(
         self, slots: Sequence[_S], params: _ParamsLike

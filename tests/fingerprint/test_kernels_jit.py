@@ -46,6 +46,19 @@ def test_the_environment_turns_the_compiled_kernels_off(monkeypatch):
         kernels.use_jit(None)
 
 
+def test_a_big_endian_machine_keeps_the_numpy_path(monkeypatch):
+    # the compiled pass reads stored bytes and flag bytes as little-endian words
+    kernels.use_jit(True)
+    try:
+        monkeypatch.delenv(kernels.NO_JIT_ENV, raising=False)
+        monkeypatch.setattr(kernels, "_LITTLE_ENDIAN", False)
+        assert kernels.jit_kernels() is None
+        x = np.arange(5000, dtype=np.uint32)
+        assert kernels.sign_stored(x, 0, x.tobytes(), 100, 7, (16, 1, 1 << 16)) is None
+    finally:
+        kernels.use_jit(None)
+
+
 def test_a_process_turns_to_the_compiled_kernels_only_after_many_windows(monkeypatch):
     import subprocess
     import sys
