@@ -191,10 +191,9 @@ def _slot_signature(
 def _sign_stored(slot: Slot, data: WindowData, params: SignatureParams) -> tuple | None:
     """The window signed by the compiled pass (`kernels.sign_stored`), from its stored bytes
     where the source says they are plain float32 or bfloat16 elements (`plain`, see
-    `fingerprint.protocol.WindowData`; no float32 copy is made), else from its decoded values;
-    None where the compiled kernels are not in use."""
-    if kernels.jit_kernels() is None:
-        return None
+    `fingerprint.protocol.WindowData`; no float32 copy is made), else from its decoded values
+    (which the numpy path would decode anyway); None where the compiled kernels are not in
+    use."""
     stored = _STORED_BITS.get(getattr(data, "plain", None) or "")
     if stored is not None and len(data.raw) == slot.n * stored[0].itemsize:
         a, shift = np.frombuffer(data.raw, dtype=stored[0]), stored[1]
