@@ -76,6 +76,9 @@ class LocalModel(TensorIndex):
         self.files: tuple[str, ...] = tuple(headers)
         self._tensors = tensors
         self._lock = threading.Lock()
+        # each weight file's path, joined once (a window's read is otherwise a pathlib join and
+        # a str() each time: a tenth of a window's Python, measured)
+        self._paths = {f: os.fsencode(path / f) for f in headers}
         self.bytes_read = sum(8 + h.header_len for h in headers.values())
         self.reads = 0
 
@@ -120,7 +123,8 @@ class LocalModel(TensorIndex):
         """
         # one pread on a bare descriptor: no buffered file object, no seek (a file kept open
         # across windows saved no more than this, measured, and would outlive the model)
-        fd = os.open(self.path / file, os.O_RDONLY)
+        where = self._paths.get(file)
+        fd = os.open(self.path / file if where is None else where, os.O_RDONLY)
         try:
             data = os.pread(fd, end - start, start)
             while 0 < len(data) < end - start:  # Linux reads at most ~2 GiB a call
