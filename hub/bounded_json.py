@@ -88,9 +88,15 @@ def _encodable(doc: Any) -> bool:
     return True
 
 
-def loads(data: bytes | str, *, max_bytes: int | None = None, max_depth: int = MAX_DEPTH) -> Any:
+def loads(
+    data: bytes | str, *, max_bytes: int | None = None, max_depth: int | None = MAX_DEPTH
+) -> Any:
     """Parse strict JSON: UTF-8, at most `max_bytes`, `max_depth` levels, finite numbers,
     no key twice in one object.
+
+    `max_depth=None` skips the depth walk, for a caller that checks the parts it reads against
+    a fixed shape and never walks the rest (a safetensors header: three levels, read as
+    such); Python's own recursion limit still ends in a JsonBoundError.
 
     Raises:
         JsonBoundError: not UTF-8 JSON, or over one of the bounds.
@@ -108,7 +114,7 @@ def loads(data: bytes | str, *, max_bytes: int | None = None, max_depth: int = M
         raise JsonBoundError(f"is nested deeper than {max_depth} levels") from None
     except (UnicodeDecodeError, ValueError) as err:  # int digits over the limit are ValueError
         raise JsonBoundError("is not UTF-8 JSON") from err
-    if depth(doc) > max_depth:
+    if max_depth is not None and depth(doc) > max_depth:
         raise JsonBoundError(f"is nested deeper than {max_depth} levels")
     if _SURROGATE_ESCAPE.search(text) and not _encodable(doc):
         raise JsonBoundError("has a string with a lone UTF-16 surrogate, which UTF-8 cannot hold")
