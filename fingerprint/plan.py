@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from fingerprint.protocol import TensorMeta
 
@@ -144,9 +145,23 @@ def normalized_names(names: Sequence[str]) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
-    info: TensorMeta
+    info: _Meta
     normalized: str
     role: str
+
+
+class _Meta(NamedTuple):
+    """What the plan reads of a tensor (`TensorMeta`)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    decodable: bool
+
+
+# Whole indexes repeat too (every fine-tune of a base keeps its tensors): the last plans made are
+# kept, keyed by the index and the parameters (a Llama's index is about 100 KB).
+_PLANS_CACHED = 64
 
 
 def plan_slots(
@@ -158,8 +173,23 @@ def plan_slots(
         (slots, skipped): the slots in natural name order, and (tensor, reason) for every tensor
         that was not chosen.
     """
+    index = tuple(
+        (i.name, i.dtype, i.shape if type(i.shape) is tuple else tuple(i.shape), i.decodable)
+        for i in infos
+    )
+    return _plan(index, max_slots, window, min_elements)
+
+
+@lru_cache(maxsize=_PLANS_CACHED)
+def _plan(
+    index: tuple[tuple[str, str, tuple[int, ...], bool], ...],
+    max_slots: int,
+    window: int,
+    min_elements: int,
+) -> tuple[tuple[Slot, ...], tuple[tuple[str, str], ...]]:
+    infos = [_Meta(*i) for i in index]
     skipped: list[tuple[str, str]] = []
-    eligible: list[TensorMeta] = []
+    eligible: list[_Meta] = []
     for info in infos:
         reason = eligibility(info, min_elements)
         if reason is None:
@@ -178,7 +208,7 @@ def plan_slots(
 
     slots = []
     for c in chosen:
-        info = c.info
+        info = c.info  # (a _Meta: shape is a tuple)
         rows, cols = info.shape[0], math.prod(info.shape[1:])
         r = window_rows(rows, cols, window)
         # a single row wider than the budget: its first `window` elements
@@ -191,7 +221,7 @@ def plan_slots(
                 normalized=c.normalized,
                 role=c.role,
                 dtype=info.dtype,
-                shape=tuple(info.shape),
+                shape=info.shape,
                 rows=r,
                 cols=cols,
                 n=n,

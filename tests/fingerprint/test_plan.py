@@ -193,3 +193,25 @@ def test_a_name_listed_twice_is_planned_once():
     slots, _ = plan_slots(infos, max_slots=4, window=1 << 12, min_elements=16)
     tensors = [s.tensor for s in slots]
     assert len(tensors) == len(set(tensors)) == 4
+
+
+def test_a_plan_kept_for_an_index_is_never_given_to_another():
+    # plans are kept per index (fine-tunes of one base share theirs); anything a plan reads
+    # (names, dtypes, shapes, decodable) or a parameter that differs must plan anew
+    def plan(infos, **kw):
+        params = {"max_slots": 8, "window": 4096, "min_elements": 4096, **kw}
+        return plan_slots(infos, **params)
+
+    base = _llama(4)
+    assert plan(base) == plan(list(base))
+    as_lists = [TensorInfo(i.name, i.dtype, list(i.shape), i.decodable) for i in base]
+    assert plan(as_lists) == plan(base)  # a source may list shapes as lists
+    assert {s.dtype for s in plan(_llama(4, dtype="F16"))[0]} == {"F16"}
+    grown = plan(_llama(4, vocab=70000))[0]
+    assert [s.shape for s in grown if "embed" in s.tensor] == [(70000, 256)]
+    renamed = [TensorInfo("x." + i.name, i.dtype, i.shape, i.decodable) for i in base]
+    assert all(s.tensor.startswith("x.") for s in plan(renamed)[0])
+    skipped = [TensorInfo(i.name, i.dtype, i.shape, False) for i in base]
+    assert plan(skipped)[0] == ()
+    assert len(plan(base, max_slots=3)[0]) == 3 and len(plan(base)[0]) == 8
+    assert plan(base, window=8192) != plan(base)
