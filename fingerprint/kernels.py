@@ -359,18 +359,25 @@ def lane_total(lanes: np.ndarray) -> float:
 
 
 def sign_stored(
-    a: np.ndarray, shift: int, raw: bytes, cols: int, k: int, identity: tuple[int, int, int]
+    a: np.ndarray,
+    shift: int,
+    raw: bytes,
+    cols: int,
+    k: int,
+    identity: tuple[int, int, int],
+    jit: ModuleType | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Stats] | None:
     """(bottom-k positions, identity MinHash, stats) of a window from its stored bits in one
     compiled pass, or None where the compiled kernels are not in use (`jit_kernels`).
 
     `a`: the window's float32 bit patterns (uint32, shift 0) or its bfloat16 ones (uint16,
     shift 16), read straight from the stored bytes; `identity`: (identity_k, seed,
-    identity_window). The same bits as `bottom_k_positions`, `identity_minhash` and
-    `window_stats` give on the widened values; where the compiled route cannot decide a part
-    (see `fingerprint.kernels_jit`), those compute it.
+    identity_window); `jit`: `jit_kernels()` when the caller asked already (once per model).
+    The same bits as `bottom_k_positions`, `identity_minhash` and `window_stats` give on the
+    widened values; where the compiled route cannot decide a part (see
+    `fingerprint.kernels_jit`), those compute it.
     """
-    jit = jit_kernels()
+    jit = jit or jit_kernels()
     if jit is None:
         return None
     identity_k, seed, identity_window = identity

@@ -10,6 +10,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 
 import numpy as np
 
@@ -62,8 +63,11 @@ def compute_signature(
         slots = tuple(kept)
         planned_skips = (*planned_skips, *over)
 
+    # whether the compiled pass runs is asked once per model (it turns on between models)
+    jit = kernels.jit_kernels() if dev == "cpu" else None
+
     def sign(slot: Slot, data: WindowData) -> SlotSignature:
-        return _slot_signature(slot, data, params, dev)
+        return _slot_signature(slot, data, params, dev, jit)
 
     prefetch = getattr(source, "prefetch", None)
     if prefetch is not None:
@@ -154,10 +158,10 @@ _STORED_BITS: dict[str, tuple[np.dtype, int]] = {
 
 
 def _slot_signature(
-    slot: Slot, data: WindowData, params: SignatureParams, device: str
+    slot: Slot, data: WindowData, params: SignatureParams, device: str, jit: ModuleType | None
 ) -> SlotSignature:
     raw = data.raw
-    parts = _sign_stored(slot, data, params) if device == "cpu" else None
+    parts = _sign_stored(slot, data, params, jit) if jit is not None else None
     if parts is None:
         if len(data.values) != slot.n:
             raise ValueError(
@@ -188,12 +192,14 @@ def _slot_signature(
     )
 
 
-def _sign_stored(slot: Slot, data: WindowData, params: SignatureParams) -> tuple | None:
-    """The window signed by the compiled pass (`kernels.sign_stored`), from its stored bytes
-    where the source says they are plain float32 or bfloat16 elements (`plain`, see
-    `fingerprint.protocol.WindowData`; no float32 copy is made), else from its decoded values
-    (which the numpy path would decode anyway); None where the compiled kernels are not in
-    use."""
+def _sign_stored(
+    slot: Slot, data: WindowData, params: SignatureParams, jit: ModuleType
+) -> tuple | None:
+    """The window signed by the compiled pass (`kernels.sign_stored`, `jit` its kernels), from
+    its stored bytes where the source says they are plain float32 or bfloat16 elements
+    (`plain`, see `fingerprint.protocol.WindowData`; no float32 copy is made), else from its
+    decoded values (which the numpy path would decode anyway); None where the values path
+    should say what is wrong."""
     stored = _STORED_BITS.get(getattr(data, "plain", None) or "")
     if stored is not None and len(data.raw) == slot.n * stored[0].itemsize:
         a, shift = np.frombuffer(data.raw, dtype=stored[0]), stored[1]
@@ -203,4 +209,4 @@ def _sign_stored(slot: Slot, data: WindowData, params: SignatureParams) -> tuple
             return None  # the values path says what is wrong
         a, shift = values.view(np.uint32), 0
     identity = (params.identity_k, params.seed, params.identity_window)
-    return kernels.sign_stored(a, shift, data.raw, slot.cols, params.k, identity)
+    return kernels.sign_stored(a, shift, data.raw, slot.cols, params.k, identity, jit)
