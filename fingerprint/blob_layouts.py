@@ -7,7 +7,7 @@ lengths of its key, tensor name and dtype, its dimensions, and its position and 
 counts (in each skipped entry its two name lengths). Every model of one architecture writes
 blobs with the same numbers, so the numbers of two walks alike (`remember`) make one
 `struct.Struct` of the whole blob, and a later blob of the same size is unpacked by it at once
-(`read`).
+(`read`; `positions` reads only the slot keys and positions, for the sketch scan).
 
 It is trusted only where it reads what the walk would: every one of those numbers, unpacked
 from where the layout puts it, must be the layout's. Then, field after field, the walk would
@@ -41,6 +41,9 @@ SlotFields = tuple[
 ]
 # A blob's fields: the header's values, each slot's fields, the skipped (tensor, reason) pairs.
 BlobFields = tuple[tuple, list[SlotFields], tuple[tuple[str, str], ...]]
+# What a reader of positions alone takes (`BlobLayout.positions`): the header's values, the slot
+# keys, window sizes and position counts, and every slot's positions one after another.
+BlobPositions = tuple[tuple, tuple[str, ...], list[int], list[int], np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,11 @@ class BlobLayout:
     `whole` unpacks the blob (position and identity bytes skipped); `lengths_of` picks from its
     values every number that decides the layout, which must equal `lengths`. `slots`: per slot,
     the index of its first value, its dimensions, and its positions' and identities' count and
-    byte offset. `skipped_at`: the index of the first skipped entry's value."""
+    byte offset. `skipped_at`: the index of the first skipped entry's value. `keyed` unpacks
+    only the header and, of each slot, its lengths, key and window size (`positions`; the
+    skipped entries after the last slot are stepped over): `keyed_lengths_of` picks the slots'
+    numbers of `lengths` from its values, `keyed_lengths`; `keyed_slots` holds each slot's key
+    and window size indexes there."""
 
     whole: struct.Struct
     lengths_of: itemgetter
@@ -58,6 +65,10 @@ class BlobLayout:
     slots: tuple[tuple[int, int, int, int, int, int], ...]
     skipped_at: int
     n_skipped: int
+    keyed: struct.Struct
+    keyed_lengths_of: itemgetter
+    keyed_lengths: tuple[int, ...]
+    keyed_slots: tuple[tuple[int, int], ...]
 
     def fields(self, blob: bytes) -> BlobFields | None:
         """The blob's fields, or None where it is not of this layout (or a name is not UTF-8:
@@ -94,6 +105,30 @@ class BlobLayout:
             return None
         return values[:_HEAD_VALUES], slots, skipped
 
+    def positions(self, blob: bytes) -> BlobPositions | None:
+        """The blob's positions and what places them, without its identities, statistics,
+        skipped entries and names other than the keys (the sketch scan's pre-check reads no
+        more; `compare` reads the whole blob, and a broken rest is its error); None where its
+        slots are not laid out as this layout's, or a key is not UTF-8."""
+        values = self.keyed.unpack(blob)
+        if self.keyed_lengths_of(values) != self.keyed_lengths:
+            return None
+        try:
+            keys = tuple(values[key].decode("utf-8") for key, _ in self.keyed_slots)
+        except UnicodeDecodeError:
+            return None
+        raw = np.frombuffer(blob, np.uint8)
+        every = np.concatenate(
+            [raw[at : at + 4 * n] for _, _, n, at, _, _ in self.slots] or [raw[:0]]
+        )
+        return (
+            values[:_HEAD_VALUES],
+            keys,
+            [values[n] for _, n in self.keyed_slots],
+            [n for _, _, n, *_ in self.slots],
+            every.view("<u4").astype(np.uint32, copy=False),
+        )
+
 
 def _arrays(
     blob: bytes, spans: list[tuple[int, int]], dtype: str, native: type
@@ -122,6 +157,15 @@ def read(blob: bytes) -> BlobFields | None:
     """The fields of a blob laid out as one `remember`ed (None: none such; walk it)."""
     for layout in _LAYOUTS.get(len(blob), ()):
         found = layout.fields(blob)
+        if found is not None:
+            return found
+    return None
+
+
+def positions(blob: bytes) -> BlobPositions | None:
+    """The positions of a blob laid out as one `remember`ed (None: none such; walk it)."""
+    for layout in _LAYOUTS.get(len(blob), ()):
+        found = layout.positions(blob)
         if found is not None:
             return found
     return None
@@ -165,9 +209,12 @@ def layout_of(
     """The layout of a blob whose slots have these (key, tensor, dtype byte lengths,
     dimensions, positions, identities) and whose skipped entries these name lengths."""
     parts = ["<", HEAD]
+    keyed = ["<", HEAD]  # the same bytes, all but lengths, keys and window sizes skipped
     lengths = [len(slots), len(skipped)]
     where = list(_COUNTS_AT)
-    value = _HEAD_VALUES
+    keyed_where = list(_COUNTS_AT)
+    keyed_slots = []
+    value = keyed_value = _HEAD_VALUES
     offset = struct.calcsize("<" + HEAD)
     placed = []
     for key, tensor, dtype, ndim, n_pos, n_id in slots:
@@ -179,11 +226,20 @@ def layout_of(
         placed.append((value, ndim, n_pos, pos_at, n_id, pos_at + 4 * n_pos + 4))
         parts.append(f"{head}{4 * n_pos}xI{8 * n_id}x5d16s")
         value += 16 + ndim
+        # keyed values: key length, key, tensor and dtype lengths, ndim, n, n_pos, n_id
+        keyed.append(f"H{key}sH{tensor}xB{dtype}xB{8 * ndim}xQI{4 * n_pos}xI{8 * n_id + 56}x")
+        v = keyed_value
+        keyed_where += [v, v + 2, v + 3, v + 4, v + 6, v + 7]
+        keyed_slots.append((v + 1, v + 5))
+        keyed_value += 8
         offset = pos_at + 4 * n_pos + 4 + 8 * n_id + 56
+    keyed_lengths = tuple(lengths)
     for i, (tensor, reason) in enumerate(skipped):
         parts.append(f"H{tensor}sH{reason}s")
         lengths += [tensor, reason]
         where += [value + 4 * i, value + 4 * i + 2]
+    # the skipped entries come after every position: the keyed read steps over them
+    keyed.append(f"{sum(4 + t + r for t, r in skipped)}x")
     return BlobLayout(
         struct.Struct("".join(parts)),
         itemgetter(*where),
@@ -191,4 +247,8 @@ def layout_of(
         tuple(placed),
         value,
         len(skipped),
+        struct.Struct("".join(keyed)),
+        itemgetter(*keyed_where),
+        keyed_lengths,
+        tuple(keyed_slots),
     )

@@ -13,27 +13,24 @@ p-value). Pairs whose layers are numbered differently (`compare` may match layer
 or that could be identical always go to `compare`; so does every pair that passes. Nothing is
 accepted here: a `Screen` only says whether `compare` must run, and in which order.
 
-Only the stored positions are needed, read straight from the signature blob (the layout of
-`fingerprint.records`, version `FORMAT_VERSION`; another version is read by `Signature.from_bytes`).
+Only the stored positions are needed, read straight from the signature blob where its layout
+is known (`fingerprint.blob_layouts`; any other blob, or another version, is read by
+`Signature.from_bytes`).
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 
-from fingerprint import significance
+from fingerprint import blob_layouts, significance
 from fingerprint.alignment import split_key
 from fingerprint.records import FORMAT_VERSION, MAGIC, Signature
 from lineage.sketch_codes import distinct
 from lineage.sketch_segments import jit_enabled
 
 __all__ = ["QueryMask", "Screen", "StoredPositions", "read_positions"]
-
-_HEADER = struct.Struct("<4sHHIIIIIIQQII")
-_U8, _U16, _U32, _U64 = (struct.Struct(f"<{c}") for c in "BHIQ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,119 +68,23 @@ class StoredPositions:
 def read_positions(blob: bytes) -> StoredPositions:
     """The positions of a stored signature blob, skipping what the pre-check does not read.
 
-    A blob laid out like one read before (the same architecture: every byte that decides
-    where the positions lie, and the keys and window sizes, equal) is read through that
-    layout (`_Layout`) in a few array operations instead of a walk through its slots.
+    A blob laid out like one read before (the same architecture: `fingerprint.blob_layouts`)
+    is read by one struct unpack; any other is read whole by `Signature.from_bytes`, which
+    keeps its layout for the next blob like it.
 
     Raises:
-        SignatureFormatError: the blob is not a readable signature (from `Signature.from_bytes`,
-            which reads any blob that is not of the version walked here).
+        SignatureFormatError: the blob is not a readable signature (from `Signature.from_bytes`).
     """
-    view = memoryview(blob)
-    head = _HEADER.unpack_from(view, 0) if len(view) >= _HEADER.size else None
-    if head is None or head[0] != MAGIC or head[1] != FORMAT_VERSION:
-        return StoredPositions.of(Signature.from_bytes(bytes(blob)))
-    raw = np.frombuffer(view, np.uint8)
-    shelf = (len(view), bytes(view[: _BYTES_READ[0]]), bytes(view[_BYTES_READ[1] : _HEADER.size]))
-    for layout in _LAYOUTS.get(shelf, ()):
-        if np.array_equal(raw[layout.fixed], layout.fixed_bytes):
-            return layout.read(raw)
-    try:
-        layout = _walk(view, head)
-    except (struct.error, ValueError, UnicodeDecodeError):
+    found = blob_layouts.positions(blob)
+    if found is None or found[0][:2] != (MAGIC, FORMAT_VERSION):
         return StoredPositions.of(Signature.from_bytes(bytes(blob)))  # raises its own error
-    if len(_LAYOUTS) >= _MAX_LAYOUTS:
-        _LAYOUTS.clear()
-    _LAYOUTS[shelf] = (*_LAYOUTS.get(shelf, ())[-3:], layout)
-    return layout.read(raw)
-
-
-# the header's bytes_read field (bytes [40, 48)): the one header field that differs between
-# models of one architecture and says nothing about the layout
-_BYTES_READ = (40, 48)
-_MAX_LAYOUTS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    """Where a blob's positions lie, and the bytes that decide it (every length, key, name,
-    dtype, shape, window size and position count: all but positions, identity, statistics,
-    digest and bytes_read). A blob whose bytes at `fixed` are `fixed_bytes` (and of the same
-    length) is walked exactly as the blob this was made from: its positions are at `spans`."""
-
-    keys: tuple[str, ...]
-    ns: np.ndarray
-    sizes: np.ndarray
-    fixed: np.ndarray
-    fixed_bytes: np.ndarray
-    spans: tuple[tuple[int, int], ...]  # each slot's position bytes [start, stop), in order
-
-    def read(self, raw: np.ndarray) -> StoredPositions:
-        # a slice a slot (each slot's positions are contiguous): half the time of gathering
-        # every byte by index
-        every = np.concatenate([raw[a:b] for a, b in self.spans]) if self.spans else raw[:0]
-        return StoredPositions(
-            keys=self.keys,
-            ns=self.ns,
-            sizes=self.sizes,
-            positions=every.view("<u4").astype(np.uint32, copy=False),
-        )
-
-
-def _walk(view: memoryview, head: tuple) -> _Layout:
-    """The layout of a blob, walked slot by slot.
-
-    Raises:
-        struct.error, ValueError, UnicodeDecodeError: not a well-formed blob.
-    """
-    n_slots = head[11]
-    at = _HEADER.size
-    keys, ns, sizes, starts = [], [], [], []
-    fixed = [np.arange(0, _BYTES_READ[0]), np.arange(_BYTES_READ[1], _HEADER.size)]
-    for _ in range(n_slots):
-        begin = at
-        (length,) = _U16.unpack_from(view, at)
-        keys.append(bytes(view[at + 2 : at + 2 + length]).decode("utf-8"))
-        at += 2 + length
-        (length,) = _U16.unpack_from(view, at)  # tensor name
-        at += 2 + length
-        (length,) = _U8.unpack_from(view, at)  # dtype
-        at += 1 + length
-        (ndim,) = _U8.unpack_from(view, at)
-        at += 1 + 8 * ndim
-        (n,) = _U64.unpack_from(view, at)
-        (n_pos,) = _U32.unpack_from(view, at + 8)
-        at += 12
-        fixed.append(np.arange(begin, at))
-        starts.append(at)
-        at += 4 * n_pos
-        (n_id,) = _U32.unpack_from(view, at)
-        fixed.append(np.arange(at, at + 4))
-        at += 4 + 8 * n_id + 40 + 16  # identity, five statistics, digest
-        ns.append(n)
-        sizes.append(n_pos)
-    tail = at
-    for _ in range(2 * head[12]):  # the skipped tensors: name and reason
-        (length,) = _U16.unpack_from(view, at)
-        at += 2 + length
-    if at != len(view):
-        raise ValueError("truncated or trailing bytes")
-    fixed.append(np.arange(tail, at))
-    where = np.concatenate(fixed).astype(np.int64)
-    sizes_a = np.array(sizes, np.int64)
-    ns_a = np.array(ns, np.int64)
-    ns_a.flags.writeable = sizes_a.flags.writeable = False  # shared by every blob read so
-    return _Layout(
-        keys=tuple(keys),
-        ns=ns_a,
-        sizes=sizes_a,
-        fixed=where,
-        fixed_bytes=np.frombuffer(view, np.uint8)[where].copy(),
-        spans=tuple((a, a + 4 * n) for a, n in zip(starts, sizes, strict=True)),
+    _, keys, ns, sizes, positions = found
+    return StoredPositions(
+        keys=keys,
+        ns=np.array(ns, np.int64),
+        sizes=np.array(sizes, np.int64),
+        positions=positions,
     )
-
-
-_LAYOUTS: dict[tuple[int, bytes, bytes], tuple[_Layout, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True)

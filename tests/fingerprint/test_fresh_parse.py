@@ -293,3 +293,31 @@ def test_compare_of_a_fresh_parse_is_the_slot_by_slot_comparison(counting):
             fresh_b = Signature.from_bytes(b.to_bytes(), model_id=b.model_id)
             got = compare(fresh_a, fresh_b)
             assert got.to_dict() == reference_compare(a, b).to_dict() == compare(a, b).to_dict()
+
+
+def test_positions_read_through_a_remembered_layout_are_the_walks():
+    # the sketch scan reads only keys and positions (`blob_layouts.positions`): the same as the
+    # walk's, and never through a layout whose slots differ in one deciding byte
+    blob_layouts._LAYOUTS.clear()  # no variant's layout kept by an earlier test
+    blob_layouts._WALKED.clear()
+    sig = _signature(np.random.default_rng(36), odd=False)
+    blob = sig.to_bytes()
+    _remembered(blob)
+    head, keys, ns, sizes, positions = blob_layouts.positions(blob)
+    assert head == blob_layouts.read(blob)[0]
+    assert keys == tuple(s.key for s in sig.slots)
+    assert ns == [s.n for s in sig.slots] and sizes == [s.positions.size for s in sig.slots]
+    assert np.array_equal(positions, np.concatenate([s.positions for s in sig.slots]))
+    refused = 0
+    for variant in _variants(sig):
+        got = blob_layouts.positions(variant.to_bytes())
+        refused += got is None
+        if got is not None:  # slots laid out alike (a skipped name changed): still its own
+            assert got[1] == tuple(s.key for s in variant.slots)
+            assert got[2] == [s.n for s in variant.slots]
+            assert np.array_equal(got[4], np.concatenate([s.positions for s in variant.slots]))
+    assert refused == len(_variants(sig)) - 1  # every variant but the skipped name's
+    bad = bytearray(blob)
+    at = struct.calcsize("<" + blob_layouts.HEAD) + 2  # the first key's first byte
+    bad[at] = 0xFF  # not UTF-8
+    assert blob_layouts.positions(bytes(bad)) is None

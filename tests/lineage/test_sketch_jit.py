@@ -7,11 +7,12 @@ import dataclasses
 import numpy as np
 import pytest
 
+from fingerprint import blob_layouts
 from fingerprint.signature import Signature
 from lineage.lab.synthetic import SyntheticHub
 from lineage.sketch_index import SketchIndex, sketch_codes
 from lineage.sketch_segments import jit_enabled
-from lineage.sketch_verify import _HEADER, QueryMask, StoredPositions, _walk, read_positions
+from lineage.sketch_verify import QueryMask, StoredPositions, read_positions
 
 pytest.importorskip("numba")
 
@@ -103,14 +104,13 @@ def test_blob_read_through_a_cached_layout_equals_a_walk(hub):
     # same length, other keys: the layout read before must not be taken for it
     sigs.append(_relaid(hub.signature(4), "x"))
     sigs.append(_relaid(hub.signature(5), "y"))
-    for sig in sigs + sigs:  # twice: the second time every layout is cached
-        blob = sig.to_bytes()
-        got = read_positions(blob)
-        view = memoryview(blob)
-        walked = _walk(view, _HEADER.unpack_from(view, 0)).read(np.frombuffer(view, np.uint8))
-        assert got.keys == walked.keys == tuple(s.key for s in sig.slots)
-        assert np.array_equal(got.ns, walked.ns) and np.array_equal(got.sizes, walked.sizes)
+    for sig in sigs + sigs + sigs:  # the second walk of a layout keeps it, the third uses it
+        got = read_positions(sig.to_bytes())
+        want = StoredPositions.of(sig)
+        assert got.keys == want.keys == tuple(s.key for s in sig.slots)
+        assert np.array_equal(got.ns, want.ns) and np.array_equal(got.sizes, want.sizes)
         assert np.array_equal(got.positions, np.concatenate([s.positions for s in sig.slots]))
+    assert blob_layouts.positions(sigs[0].to_bytes()) is not None  # read through its layout
 
 
 @pytest.mark.parametrize("no_jit", ["1", "0"])
