@@ -180,6 +180,11 @@ def plan_slots(
     return _plan(index, max_slots, window, min_elements)
 
 
+def plan_cache_clear() -> None:
+    """Forget the plans kept (benchmarks time a first plan with it)."""
+    _plan.cache_clear()
+
+
 @lru_cache(maxsize=_PLANS_CACHED)
 def _plan(
     index: tuple[tuple[str, str, tuple[int, ...], bool], ...],

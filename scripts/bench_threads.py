@@ -12,8 +12,10 @@ signature stores of every byte), datasketch's MinHash of the same windows when `
 installed (the row is left out otherwise), and `compute_signature` with the defaults on the
 numpy kernels (what a process runs until it has signed `kernels.JIT_AFTER_WINDOWS` windows) and
 on the compiled pass (numba, from its warm on-disk cache: what it runs after them, or from the
-start once numba is imported). All from a warm page cache. Absolute times depend on the load;
-the ratios within a round are what to read. A per-stage profile follows (numpy: read, decode,
+start once numba is imported), once more as for an architecture the process has not planned
+before (its plan is not kept: `fingerprint.plan` keeps the last plans made). All from a warm
+page cache and cold CPU caches (a buffer twice the L3 is written before each call). Absolute
+times depend on the load; the ratios within a round are what to read. A per-stage profile follows (numpy: read, decode,
 bottom-k, identity MinHash, digest, moments and distinct fraction; compiled: read, digest and
 the parts of the one pass over the stored bits), then `lineage compare` of all-MiniLM-L6-v2
 against a fine-tune of it (2% noise, as tests/realweights makes it), each run a fresh process
@@ -90,7 +92,7 @@ def measure(
 
     from fingerprint import jit as jit_rule
     from fingerprint import kernels
-    from fingerprint.plan import plan_slots
+    from fingerprint.plan import plan_cache_clear, plan_slots
     from fingerprint.signature import SignatureParams, compute_signature
     from hub.local import open_local_model
 
@@ -126,8 +128,10 @@ def measure(
         finally:
             os.close(fd)
 
-    def fingerprint(jit: bool) -> None:
+    def fingerprint(jit: bool, new_plan: bool = False) -> None:
         kernels.use_jit(jit)
+        if new_plan:  # as for an architecture the process has not planned before
+            plan_cache_clear()
         compute_signature(open_local_model(folder), params=params, device="auto")
 
     runs = {
@@ -149,12 +153,22 @@ def measure(
     runs["fingerprint, numpy kernels (a process's first windows)"] = lambda: fingerprint(False)
     if jit_rule.compiled("fingerprint.kernels_jit") is not None:
         runs["fingerprint, compiled pass (after them)"] = lambda: fingerprint(True)
+        runs["fingerprint, compiled pass, a new architecture"] = lambda: fingerprint(True, True)
     for fn in runs.values():  # warm the page cache and the caches of the kernels
         fn()
+    # every call starts with cold CPU caches: the last row's reads of the same windows would
+    # otherwise still sit in the 32 MB L3 for some rows and not for others (up to a third
+    # faster, measured); a crawl meets each model's windows in the page cache only
+    scratch = np.ones(2 * 32 * 2**20, np.uint8)  # twice the L3
+
+    def evict() -> None:
+        scratch[::64] += 1
+
     # (wall, CPU of the whole process): on a loaded machine the CPU seconds still compare
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
     for _ in range(repeat):
         for name, fn in runs.items():
+            evict()
             t, c = time.perf_counter(), time.process_time()
             fn()
             times[name].append((time.perf_counter() - t, time.process_time() - c))
@@ -331,8 +345,9 @@ def main() -> int:
         f"{' --no-busy' if args.no_busy else ''} on {platform.machine()}, {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d')}; "
         + ("a busy loop ran on one core throughout" if busy else "no busy loop")
-        + f" (1-minute load average at the end: {load:.1f}). Warm page cache; medians over the "
-        "rounds, modes alternating within each round. Both fingerprint rows use the defaults "
+        + f" (1-minute load average at the end: {load:.1f}). Warm page cache, cold CPU caches "
+        "(a 64 MB buffer written before each call); medians over the rounds, modes alternating "
+        "within each round. Both fingerprint rows use the defaults "
         "(device auto; a local file is read and signed on the calling thread after the kernel "
         "is asked to read its windows ahead); a process runs the numpy kernels for its first "
         "`kernels.JIT_AFTER_WINDOWS` windows and the compiled pass after them. Wall and CPU "
