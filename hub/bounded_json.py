@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "JsonBoundError", "loads"]
+__all__ = ["MAX_DEPTH", "JsonBoundError", "check_depth", "loads"]
 
 # Deeper than any header, config or index (a safetensors header is 3 levels deep).
 MAX_DEPTH = 64
@@ -65,6 +65,12 @@ def depth(doc: Any) -> int:
     return level
 
 
+def check_depth(doc: Any, max_depth: int = MAX_DEPTH) -> None:
+    """Raise JsonBoundError when a parsed document is nested deeper than `max_depth` levels."""
+    if depth(doc) > max_depth:
+        raise JsonBoundError(f"is nested deeper than {max_depth} levels")
+
+
 def _strings(doc: Any) -> Any:
     """Every key and string value of a parsed document, without recursion."""
     stack = [doc]
@@ -94,9 +100,9 @@ def loads(
     """Parse strict JSON: UTF-8, at most `max_bytes`, `max_depth` levels, finite numbers,
     no key twice in one object.
 
-    `max_depth=None` skips the depth walk, for a caller that checks the parts it reads against
-    a fixed shape and never walks the rest (a safetensors header: three levels, read as
-    such); Python's own recursion limit still ends in a JsonBoundError.
+    `max_depth=None` leaves the depth walk to the caller (`check_depth`): a safetensors header
+    whose entries are all of the fixed shape is three levels deep without one. Python's own
+    recursion limit still ends in a JsonBoundError.
 
     Raises:
         JsonBoundError: not UTF-8 JSON, or over one of the bounds.
@@ -114,8 +120,8 @@ def loads(
         raise JsonBoundError(f"is nested deeper than {max_depth} levels") from None
     except (UnicodeDecodeError, ValueError) as err:  # int digits over the limit are ValueError
         raise JsonBoundError("is not UTF-8 JSON") from err
-    if max_depth is not None and depth(doc) > max_depth:
-        raise JsonBoundError(f"is nested deeper than {max_depth} levels")
+    if max_depth is not None:
+        check_depth(doc, max_depth)
     if _SURROGATE_ESCAPE.search(text) and not _encodable(doc):
         raise JsonBoundError("has a string with a lone UTF-16 surrogate, which UTF-8 cannot hold")
     return doc

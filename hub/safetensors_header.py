@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.bounded_json import JsonBoundError, loads
+from hub.bounded_json import JsonBoundError, check_depth, loads
 from hub.dtypes import DTYPE_BITS, DTYPE_SIZES
 from hub.errors import MalformedFileError
 
@@ -245,15 +245,19 @@ def _parse_entry(
 
 
 def _plain_entries(items: list[tuple[str, object]], data_start: int) -> list[TensorEntry] | None:
-    """Every entry when each one passes `_parse_entry`'s rules, decided rule by rule over all
-    of them at once (a header holds hundreds of entries, nearly always all well formed: a few
-    passes in C instead of a dozen checks per entry); None when any one does not, and
-    `_parse_entry` then names its problem. tests/hub/test_safetensors_header.py holds the two
-    to the same answer on random entries."""
+    """Every entry when each one holds just its dtype, shape and data_offsets and passes
+    `_parse_entry`'s rules, decided rule by rule over all of them at once (a header holds
+    hundreds of entries, nearly always all well formed: a few passes in C instead of a dozen
+    checks per entry). Such a header is three levels deep, so `parse_header` skips its depth
+    walk. None when any entry is not so; `parse_header` then checks the depth and reads entry
+    by entry, naming the first problem. tests/hub/test_safetensors_header.py holds the two to
+    the same answer on random entries."""
     names = [name for name, _ in items]
     specs = [spec for _, spec in items]
     if not set(map(type, specs)) <= {dict}:
         return None
+    if not set(map(len, specs)) <= {3}:  # type: ignore[arg-type]
+        return None  # other keys than the three (read rule by rule, after the depth check)
     dtypes = [spec.get("dtype") for spec in specs]  # type: ignore[attr-defined]
     shapes = [spec.get("shape") for spec in specs]  # type: ignore[attr-defined]
     offsets = [spec.get("data_offsets") for spec in specs]  # type: ignore[attr-defined]
@@ -372,19 +376,26 @@ def parse_header(
             where, model_id, f"is truncated (a {n}-byte header, {len(header_json)} bytes read)"
         )
     try:
-        # no depth walk: the entries are read as the three levels they must be, the rest never
-        doc = loads(header_json, max_depth=None)
+        doc = loads(header_json, max_depth=None)  # the depth: below, where it can matter
     except JsonBoundError as err:
         raise _malformed(where, model_id, f"has a header that {err}") from None
     if not isinstance(doc, dict):
         raise _malformed(where, model_id, "has a header that is not a UTF-8 JSON object")
     data_start = 8 + n
+    items = [(name, spec) for name, spec in doc.items() if name != "__metadata__"]
+    entries = _plain_entries(items, data_start)
+    meta = doc.get("__metadata__", {})
+    if entries is None or type(meta) is not dict or not set(map(type, meta.values())) <= {str}:
+        # something is off (or at least not three levels deep): bounded as every JSON document
+        # is, then entry by entry, so that the first problem is named
+        try:
+            check_depth(doc)
+        except JsonBoundError as err:
+            raise _malformed(where, model_id, f"has a header that {err}") from None
     metadata: dict[str, str] = {}
     if "__metadata__" in doc:
         metadata = _parse_metadata(doc["__metadata__"], where, model_id)
-    items = [(name, spec) for name, spec in doc.items() if name != "__metadata__"]
-    entries = _plain_entries(items, data_start)
-    if entries is None:  # something is off: entry by entry, the first problem named
+    if entries is None:
         entries = [_parse_entry(name, spec, data_start, where, model_id) for name, spec in items]
     entries.sort(key=lambda e: (e.start, e.end, e.name))
     _check_layout(entries, data_start, file_size, where, model_id)

@@ -199,3 +199,24 @@ def test_a_huge_card_is_no_card_and_costs_little(tmp_path):
     assert time.monotonic() - started < 2
     readme.write_text('---\nlicense: "\\ud800"\nbase_model: org/base\n---\n')
     assert isinstance(read_card(readme), dict)  # a surrogate escape never raises
+
+
+@pytest.mark.parametrize("where", ["entry", "metadata"])
+def test_depth_hidden_under_a_key_the_parser_does_not_read_is_still_refused(tmp_path, where):
+    # the safetensors library refuses JSON nested past its recursion limit wherever it is; a
+    # well-formed header skips the depth walk only when every entry holds just its three keys
+    deep = b"[" * 500 + b"1" + b"]" * 500
+    entry = b'{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]'
+    if where == "entry":
+        text = b'{"w": ' + entry + b', "extra": ' + deep + b"}}"
+    else:
+        text = b'{"__metadata__": {"a": ' + deep + b'}, "w": ' + entry + b"}}"
+    path = tmp_path / "deep.safetensors"
+    _header_text(path, text, _f32(1))
+    _refused(path, "nested deeper")
+    shallow = text.replace(deep, b"[[1]]")
+    _header_text(path, shallow, _f32(1))
+    if where == "entry":  # a shallow key of its own is read past, as the library does
+        assert [e.name for e in read_header(path).entries] == ["w"]
+    else:
+        _refused(path, "__metadata__")
