@@ -53,11 +53,12 @@ class BlobLayout:
     `whole` unpacks the blob (position and identity bytes skipped); `lengths_of` picks from its
     values every number that decides the layout, which must equal `lengths`. `slots`: per slot,
     the index of its first value, its dimensions, and its positions' and identities' count and
-    byte offset. `skipped_at`: the index of the first skipped entry's value. `keyed` unpacks
-    only the header and, of each slot, its lengths, key and window size (`positions`; the
-    skipped entries after the last slot are stepped over): `keyed_lengths_of` picks the slots'
-    numbers of `lengths` from its values, `keyed_lengths`; `keyed_slots` holds each slot's key
-    and window size indexes there."""
+    byte offset. `skipped_at`: the index of the first skipped entry's value.
+
+    For `positions`: `keyed` unpacks only the header and, of each slot, its lengths, key and
+    window size (the skipped entries after the last slot are compared whole with `tail`
+    instead); `keyed_lengths_of` picks the slots' numbers of `lengths` (`keyed_lengths`) from
+    its values; `keyed_slots` holds each slot's key and window size indexes there."""
 
     whole: struct.Struct
     lengths_of: itemgetter
@@ -69,6 +70,7 @@ class BlobLayout:
     keyed_lengths_of: itemgetter
     keyed_lengths: tuple[int, ...]
     keyed_slots: tuple[tuple[int, int], ...]
+    tail: bytes
 
     def fields(self, blob: bytes) -> BlobFields | None:
         """The blob's fields, or None where it is not of this layout (or a name is not UTF-8:
@@ -106,10 +108,13 @@ class BlobLayout:
         return values[:_HEAD_VALUES], slots, skipped
 
     def positions(self, blob: bytes) -> BlobPositions | None:
-        """The blob's positions and what places them, without its identities, statistics,
-        skipped entries and names other than the keys (the sketch scan's pre-check reads no
-        more; `compare` reads the whole blob, and a broken rest is its error); None where its
-        slots are not laid out as this layout's, or a key is not UTF-8."""
+        """The blob's positions and what places them, without its identities, statistics and
+        names other than the keys (the sketch scan's pre-check reads no more); None where its
+        slots are not laid out as this layout's, a key is not UTF-8, or it does not end with
+        the skipped entries of the blob this layout was walked from (`tail`: one comparison;
+        models of one architecture skip the same tensors for the same reasons)."""
+        if blob[len(blob) - len(self.tail) :] != self.tail:
+            return None  # skipped entries other than those walked: the walk checks them
         values = self.keyed.unpack(blob)
         if self.keyed_lengths_of(values) != self.keyed_lengths:
             return None
@@ -191,7 +196,7 @@ def remember(size: int, fields: BlobFields) -> None:
                 _WALKED.clear()
             _WALKED[size] = lengths
             return
-    layout = layout_of(*lengths)
+    layout = layout_of(*lengths, tail=skipped_bytes(skipped))
     if layout.whole.size != size:  # not what the walk read: keep nothing
         return
     with _LOCK:
@@ -203,11 +208,24 @@ def remember(size: int, fields: BlobFields) -> None:
         _LAYOUTS[size] = (layout, *kept[: _PER_SIZE - 1])
 
 
+def skipped_bytes(skipped: Sequence[tuple[str, str]]) -> bytes:
+    """The skipped entries as a blob ends with them (str16 tensor, str16 reason each)."""
+    out = []
+    for tensor, reason in skipped:
+        for text in (tensor.encode(), reason.encode()):
+            out += [struct.pack("<H", len(text)), text]
+    return b"".join(out)
+
+
 def layout_of(
-    slots: Sequence[tuple[int, int, int, int, int, int]], skipped: Sequence[tuple[int, int]]
+    slots: Sequence[tuple[int, int, int, int, int, int]],
+    skipped: Sequence[tuple[int, int]],
+    *,
+    tail: bytes = b"",
 ) -> BlobLayout:
     """The layout of a blob whose slots have these (key, tensor, dtype byte lengths,
-    dimensions, positions, identities) and whose skipped entries these name lengths."""
+    dimensions, positions, identities) and whose skipped entries these name lengths; `tail`:
+    the skipped entries of the blob walked (`positions` reads a blob whose end is the same)."""
     parts = ["<", HEAD]
     keyed = ["<", HEAD]  # the same bytes, all but lengths, keys and window sizes skipped
     lengths = [len(slots), len(skipped)]
@@ -251,4 +269,5 @@ def layout_of(
         itemgetter(*keyed_where),
         keyed_lengths,
         tuple(keyed_slots),
+        tail,
     )

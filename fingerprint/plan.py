@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import index as index_of
 from typing import NamedTuple
 
 from fingerprint.protocol import TensorMeta
@@ -173,10 +174,8 @@ def plan_slots(
         (slots, skipped): the slots in natural name order, and (tensor, reason) for every tensor
         that was not chosen.
     """
-    index = tuple(
-        (i.name, i.dtype, i.shape if type(i.shape) is tuple else tuple(i.shape), i.decodable)
-        for i in infos
-    )
+    # dimensions as ints (a numpy integer or a bool equals one and would share its key)
+    index = tuple((i.name, i.dtype, tuple(map(index_of, i.shape)), i.decodable) for i in infos)
     return _plan(index, max_slots, window, min_elements)
 
 

@@ -117,7 +117,8 @@ def loads(
     except JsonBoundError:
         raise
     except RecursionError:
-        raise JsonBoundError(f"is nested deeper than {max_depth} levels") from None
+        bound = MAX_DEPTH if max_depth is None else max_depth  # past it: over either bound
+        raise JsonBoundError(f"is nested deeper than {bound} levels") from None
     except (UnicodeDecodeError, ValueError) as err:  # int digits over the limit are ValueError
         raise JsonBoundError("is not UTF-8 JSON") from err
     if max_depth is not None:

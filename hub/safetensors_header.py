@@ -296,6 +296,13 @@ def _plain_entries(items: list[tuple[str, object]], data_start: int) -> list[Ten
     ]
 
 
+def _check_depth(doc: object, where: str, model_id: str | None) -> None:
+    try:
+        check_depth(doc)
+    except JsonBoundError as err:
+        raise _malformed(where, model_id, f"has a header that {err}") from None
+
+
 def _cut(value: object, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -380,6 +387,7 @@ def parse_header(
     except JsonBoundError as err:
         raise _malformed(where, model_id, f"has a header that {err}") from None
     if not isinstance(doc, dict):
+        _check_depth(doc, where, model_id)  # a deep list is named as such
         raise _malformed(where, model_id, "has a header that is not a UTF-8 JSON object")
     data_start = 8 + n
     items = [(name, spec) for name, spec in doc.items() if name != "__metadata__"]
@@ -388,10 +396,7 @@ def parse_header(
     if entries is None or type(meta) is not dict or not set(map(type, meta.values())) <= {str}:
         # something is off (or at least not three levels deep): bounded as every JSON document
         # is, then entry by entry, so that the first problem is named
-        try:
-            check_depth(doc)
-        except JsonBoundError as err:
-            raise _malformed(where, model_id, f"has a header that {err}") from None
+        _check_depth(doc, where, model_id)
     metadata: dict[str, str] = {}
     if "__metadata__" in doc:
         metadata = _parse_metadata(doc["__metadata__"], where, model_id)

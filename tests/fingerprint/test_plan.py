@@ -1,3 +1,6 @@
+import numpy as np
+import pytest
+
 from fingerprint.plan import normalize_name, plan_slots, role_of, window_rows
 from fingerprint.protocol import TensorInfo
 
@@ -206,6 +209,11 @@ def test_a_plan_kept_for_an_index_is_never_given_to_another():
     assert plan(base) == plan(list(base))
     as_lists = [TensorInfo(i.name, i.dtype, list(i.shape), i.decodable) for i in base]
     assert plan(as_lists) == plan(base)  # a source may list shapes as lists
+    as_numpy = [TensorInfo(i.name, i.dtype, np.array(i.shape), i.decodable) for i in base]
+    assert plan(as_numpy) == plan(base)  # or as numpy integers: planned as ints
+    assert all(type(d) is int for s in plan(as_numpy)[0] for d in s.shape)
+    with pytest.raises(TypeError):  # a dimension that is no integer is the source's bug
+        plan([TensorInfo(i.name, i.dtype, (4.0, 4.0), i.decodable) for i in base])
     assert {s.dtype for s in plan(_llama(4, dtype="F16"))[0]} == {"F16"}
     grown = plan(_llama(4, vocab=70000))[0]
     assert [s.shape for s in grown if "embed" in s.tensor] == [(70000, 256)]
