@@ -8,18 +8,20 @@ busy loop on one core (another CPU-bound process, as on a shared machine) and th
 alternating rounds in one process, times: `safetensors.torch.load_file` of the whole file (every
 tensor copied), sha256 of the whole file, a bare `os.pread` of exactly the window bytes the
 fingerprint reads (the floor), the same reads plus the XXH3-128 digest of each window (what the
-signature stores of every byte), datasketch's MinHash of the same windows when `datasketch` is
-installed (the row is left out otherwise), and `compute_signature` with the defaults on the
-numpy kernels (what a process runs until it has signed `kernels.JIT_AFTER_WINDOWS` windows) and
-on the compiled pass (numba, from its warm on-disk cache: what it runs after them, or from the
-start once numba is imported), once more as for an architecture the process has not planned
-before (its plan is not kept: `fingerprint.plan` keeps the last plans made). All from a warm
-page cache and cold CPU caches (a buffer twice the L3 is written before each call). Absolute
-times depend on the load; the ratios within a round are what to read. A per-stage profile follows (numpy: read, decode,
-bottom-k, identity MinHash, digest, moments and distinct fraction; compiled: read, digest and
-the parts of the one pass over the stored bits), then `lineage compare` of all-MiniLM-L6-v2
-against a fine-tune of it (2% noise, as tests/realweights makes it), each run a fresh process
-with the defaults, while the busy loop still runs. Writes the tables into docs/benchmarks.md.
+signature stores of every byte), datasketch's MinHash of the values the identity sketch hashes
+in the same windows when `datasketch` is installed (`pip install -e '.[bench]'`; the row is left
+out otherwise), and `compute_signature` with the defaults on the numpy kernels (what a process
+runs until it has signed `kernels.JIT_AFTER_WINDOWS` windows) and on the compiled pass (numba,
+from its warm on-disk cache: what it runs after them, or from the start once numba is
+imported), once more as for an architecture the process has not planned before (its plan is
+not kept: `fingerprint.plan` keeps the last plans made). All from a warm page cache and cold
+CPU caches (a buffer twice the L3 is written before each call). Absolute times depend on the
+load; the ratios within a round are what to read. A per-stage profile follows (numpy: read,
+decode, bottom-k, identity MinHash, digest, moments and distinct fraction; compiled: read,
+digest and the parts of the one pass over the stored bits), then `lineage compare` of
+all-MiniLM-L6-v2 against a fine-tune of it (2% noise, as tests/realweights makes it), each run
+a fresh process with the defaults, while the busy loop still runs. Writes the tables into
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -69,17 +71,21 @@ def write_checkpoint(folder: Path, megabytes: float, dtype: str) -> Path:
 
 
 def _datasketch_minhash():
-    """A function MinHashing windows with datasketch (256 permutations, each element's bytes
-    one item), or None when datasketch is not installed."""
+    """A function MinHashing windows with datasketch (256 permutations, each sampled element's
+    bytes one item), or None when datasketch is not installed (`pip install -e '.[bench]'`).
+
+    It hashes the elements the identity sketch hashes (`kernels.identity_positions`: about
+    8,000 of a window's first 2^16), the same number of items as ours: over every element
+    of a window datasketch takes about 1.5 s (262,144 items, measured once), 100 s a model."""
     try:
         from datasketch import MinHash
     except ImportError:
         return None
 
-    def run(windows: list[tuple[bytes, int]]) -> None:
-        for raw, size in windows:
+    def run(windows: list[tuple]) -> None:  # (raw, element size, sampled positions)
+        for raw, size, sample in windows:
             m = MinHash(num_perm=256)
-            m.update_batch([raw[i : i + size] for i in range(0, len(raw), size)])
+            m.update_batch([raw[i * size : (i + 1) * size] for i in sample.tolist()])
 
     return run
 
@@ -144,12 +150,16 @@ def measure(
     if minhash is not None:
         size = ITEMSIZE[slots[0].dtype]
 
+        samples = [
+            kernels.identity_positions(min(params.identity_window, s.n), params.seed) for s in slots
+        ]
+
         def sketch() -> None:
             kept: list[bytes] = []
             pread(keep=kept)
-            minhash([(raw, size) for raw in kept])
+            minhash([(raw, size, sample) for raw, sample in zip(kept, samples, strict=True)])
 
-        runs["datasketch MinHash of windows"] = sketch
+        runs["datasketch MinHash of the identity sample"] = sketch
     runs["fingerprint, numpy kernels (a process's first windows)"] = lambda: fingerprint(False)
     if jit_rule.compiled("fingerprint.kernels_jit") is not None:
         runs["fingerprint, compiled pass (after them)"] = lambda: fingerprint(True)
