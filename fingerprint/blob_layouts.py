@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 # records._HEADER's fields (13 values; the 12th and 13th the slot and skipped counts)
 HEAD = "4sHHIIIIIIQQII"
@@ -160,17 +163,18 @@ _LOCK = threading.Lock()
 
 def read(blob: bytes) -> BlobFields | None:
     """The fields of a blob laid out as one `remember`ed (None: none such; walk it)."""
-    for layout in _LAYOUTS.get(len(blob), ()):
-        found = layout.fields(blob)
-        if found is not None:
-            return found
-    return None
+    return _first(blob, BlobLayout.fields)
 
 
 def positions(blob: bytes) -> BlobPositions | None:
     """The positions of a blob laid out as one `remember`ed (None: none such; walk it)."""
+    return _first(blob, BlobLayout.positions)
+
+
+def _first(blob: bytes, reading: Callable[[BlobLayout, bytes], T | None]) -> T | None:
+    """What `reading` gets from the blob through the first kept layout it fits."""
     for layout in _LAYOUTS.get(len(blob), ()):
-        found = layout.positions(blob)
+        found = reading(layout, blob)
         if found is not None:
             return found
     return None
