@@ -76,8 +76,8 @@ class LocalModel(TensorIndex):
         self.files: tuple[str, ...] = tuple(headers)
         self._tensors = tensors
         self._lock = threading.Lock()
-        # each weight file's path, joined once (a window's read is otherwise a pathlib join and
-        # a str() each time: a tenth of a window's Python, measured)
+        # each weight file's path, joined once (`_where`: a window's read is otherwise a pathlib
+        # join and a str() each time, a tenth of a window's Python, measured)
         self._paths = {f: os.fsencode(path / f) for f in headers}
         self.bytes_read = sum(8 + h.header_len for h in headers.values())
         self.reads = 0
@@ -104,7 +104,7 @@ class LocalModel(TensorIndex):
                 by_file.setdefault(file, []).append((start, end))
         for file, spans in by_file.items():
             try:
-                fd = os.open(self.path / file, os.O_RDONLY)
+                fd = os.open(self._where(file), os.O_RDONLY)
             except OSError:
                 continue
             try:
@@ -123,8 +123,7 @@ class LocalModel(TensorIndex):
         """
         # one pread on a bare descriptor: no buffered file object, no seek (a file kept open
         # across windows saved no more than this, measured, and would outlive the model)
-        where = self._paths.get(file)
-        fd = os.open(self.path / file if where is None else where, os.O_RDONLY)
+        fd = os.open(self._where(file), os.O_RDONLY)
         try:
             data = os.pread(fd, end - start, start)
             while 0 < len(data) < end - start:  # Linux reads at most ~2 GiB a call
@@ -145,6 +144,11 @@ class LocalModel(TensorIndex):
                 path=str(self.path / file),
             )
         return data
+
+    def _where(self, file: str) -> bytes | Path:
+        """The path of weight file `file` (relative to the folder)."""
+        where = self._paths.get(file)
+        return self.path / file if where is None else where
 
     def __repr__(self) -> str:
         return f"LocalModel({self.model_id!r}, path={str(self.path)!r}, files={len(self.files)})"

@@ -308,12 +308,17 @@ def _cut(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _parse_metadata(value: object, where: str, model_id: str | None) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(
+def _is_metadata(value: object) -> bool:
+    """Whether a `__metadata__` is what the format allows: an object of strings."""
+    return isinstance(value, dict) and all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
+    )
+
+
+def _parse_metadata(value: object, where: str, model_id: str | None) -> dict[str, str]:
+    if not _is_metadata(value):
         raise _malformed(where, model_id, "has a __metadata__ that is not an object of strings")
-    return dict(value)
+    return dict(value)  # type: ignore[call-overload]
 
 
 def _check_layout(
@@ -392,8 +397,7 @@ def parse_header(
     data_start = 8 + n
     items = [(name, spec) for name, spec in doc.items() if name != "__metadata__"]
     entries = _plain_entries(items, data_start)
-    meta = doc.get("__metadata__", {})
-    if entries is None or type(meta) is not dict or not set(map(type, meta.values())) <= {str}:
+    if entries is None or not _is_metadata(doc.get("__metadata__", {})):
         # something is off (or at least not three levels deep): bounded as every JSON document
         # is, then entry by entry, so that the first problem is named
         _check_depth(doc, where, model_id)

@@ -195,7 +195,7 @@ class TensorIndex:
     def read_window(self, name: str, n: int) -> TensorWindow:
         """The first `n` elements of tensor `name` (row-major), decoded to float32.
 
-        Safe to call from several threads when `read_range` is.
+        Safe to call from several threads when `read_file` is.
 
         Raises:
             KeyError: no such tensor, or no decoder for its dtype (see `hub.decode.decodable`).
@@ -204,11 +204,8 @@ class TensorIndex:
         packed = self._packed.get(name)
         if packed is not None:
             return self._read_packed(packed, n)
-        dtype = self._locate(name).entry.dtype
-        if not decode.decodable(dtype):
-            raise KeyError(f"{name!r} of {self.model_id} is {dtype}, which is not decoded")
-        raw = self.read_range(name, 0, n * dtypes.size(dtype))
-        return TensorWindow(raw=raw, plain=dtype)
+        ((file, start, end),) = self.window_ranges(name, n)  # a plain tensor: one range
+        return TensorWindow(raw=self.read_file(file, start, end), plain=self.entry(name).dtype)
 
     def _wanted(self, packed: Packed, n: int) -> list[tuple[str, int, int]]:
         """(file, absolute start, absolute end) of every range the codec asks for."""
